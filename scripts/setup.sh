@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything OEC needs: Debian's bubblewrap (the sandbox) and a virtual environment with the pinned
+# Python dependencies. Idempotent: a second run only checks a stamp and returns in about a second.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${OEC_VENV:-$REPO/.venv}"
+
+if ! command -v bwrap >/dev/null 2>&1; then
+  echo "[setup] installing bubblewrap (sandbox for model-written commands)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq bubblewrap >/dev/null
+fi
+
+stamp="$VENV/.oec-installed"
+want="$( (cat "$REPO/pyproject.toml"; echo "$REPO") | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment at $VENV"
+  python3.11 -m venv "$VENV" 2>/dev/null || python3 -m venv "$VENV"
+fi
+echo "[setup] installing pinned dependencies (first run takes several minutes)"
+# torch first and alone: its pinned CPU build must be chosen before anything else asks for torch.
+"$VENV/bin/pip" install -q --disable-pip-version-check "torch==$(sed -n 's/.*"torch==\(.*\)",/\1/p' "$REPO/pyproject.toml")"
+"$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[dev]"
+echo "$want" > "$stamp"
+echo "[setup] done"

@@ -1,0 +1,77 @@
+"""Task instances in SWE-smith's format, plus the `source` of the pristine tree for runs without docker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class InstanceError(ValueError):
+    """An instance file or id that cannot be used; the message names the file, the key and what was expected."""
+
+
+class PyPISdistSource(BaseModel):
+    """The pristine tree is a PyPI source distribution, pinned by version and sha256."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["pypi_sdist"] = "pypi_sdist"
+    package: str
+    version: str
+    sha256: str
+    filename: str | None = None
+    """Name of the sdist file; when absent the first sdist pip offers for package==version is used."""
+
+
+class TaskInstance(BaseModel):
+    """One bug to fix. Extra keys (e.g. SWE-smith's `created_at`) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    instance_id: str
+    repo: str = ""
+    patch: str = ""
+    """The bug, as a diff against the pristine tree."""
+    FAIL_TO_PASS: list[str] = Field(default_factory=list)
+    PASS_TO_PASS: list[str] = Field(default_factory=list)
+    problem_statement: str = ""
+    image_name: str | None = None
+    source: PyPISdistSource | None = None
+
+
+def load_instances(path: str | Path) -> list[TaskInstance]:
+    """Read a SWE-smith JSON list or JSONL file of instances."""
+    path = Path(path)
+    if not path.is_file():
+        raise InstanceError(f"{path}: instance file does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InstanceError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(rows, dict):
+        rows = [rows]
+    if not isinstance(rows, list):
+        raise InstanceError(f"{path}: expected a JSON list of instance objects")
+    instances = []
+    for index, row in enumerate(rows):
+        try:
+            instances.append(TaskInstance.model_validate(row))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise InstanceError(f"{path}: instance {index}: key '{where}': {first['msg']}") from None
+    return instances
+
+
+def find_instance(path: str | Path, instance_id: str) -> TaskInstance:
+    for instance in load_instances(path):
+        if instance.instance_id == instance_id:
+            return instance
+    raise InstanceError(f"{path}: no instance with instance_id '{instance_id}'")

@@ -1,0 +1,182 @@
+"""The one module that reads and writes `.traj` files; every pipeline stage goes through it.
+
+The layout is SWE-agent 1.x's (`trajectory`, `history`, `info`, `replay_config`, `environment`) plus the OEC
+fields: `model_role`/`model_name` on steps and assistant messages and `info.oec` with the switch point.
+Plain SWE-agent trajectories (no roles, no `info.oec`) load as single-model trajectories whose role the caller
+states, so existing expert trajectories serve directly as the imitation-learning baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sweagent.utils.files import write_json_atomic
+
+ModelRole = Literal["student", "expert"]
+TRAJ_SUFFIX = ".traj"
+_ROLLOUT_RE = re.compile(r"^(?P<iid>.+)__r(?P<rollout>\d+)$")
+
+
+class TrajectoryError(ValueError):
+    """A `.traj` file that cannot be read; the message names the file and what is wrong."""
+
+
+class _Open(BaseModel):
+    """Keeps unknown keys so that reading and re-writing a trajectory never loses data."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TrajectoryStep(_Open):
+    action: str = ""
+    observation: str = ""
+    response: str = ""
+    thought: str = ""
+    execution_time: float = 0.0
+    state: dict[str, Any] = Field(default_factory=dict)
+    query: list[dict[str, Any]] = Field(default_factory=list)
+    extra_info: dict[str, Any] = Field(default_factory=dict)
+    model_role: ModelRole | None = None
+    model_name: str | None = None
+
+
+class HistoryMessage(_Open):
+    role: str
+    content: Any = ""
+    agent: str = "main"
+    message_type: str = ""
+    model_role: ModelRole | None = None
+
+    @property
+    def text(self) -> str:
+        """The content as plain text (SWE-agent stores some contents as a list of typed parts)."""
+        if isinstance(self.content, str):
+            return self.content
+        if isinstance(self.content, list):
+            return "".join(part.get("text", "") for part in self.content if isinstance(part, dict))
+        return "" if self.content is None else str(self.content)
+
+
+class ModelInfo(_Open):
+    name: str
+    stats: dict[str, Any] = Field(default_factory=dict)
+
+
+class OECInfo(_Open):
+    """Where and how the student handed over to the expert; the SFT mask is computed from this."""
+
+    switch_type: str
+    switch_step_drawn: int | None = None
+    switched_at_step: int | None = None
+    student: ModelInfo
+    expert: ModelInfo
+    seed: int | None = None
+
+
+class TrajectoryInfo(_Open):
+    submission: str | None = None
+    exit_status: str | None = None
+    model_stats: dict[str, Any] = Field(default_factory=dict)
+    swe_agent_version: str | None = None
+    oec: OECInfo | None = None
+
+
+class Trajectory(_Open):
+    trajectory: list[TrajectoryStep] = Field(default_factory=list)
+    history: list[HistoryMessage] = Field(default_factory=list)
+    info: TrajectoryInfo = Field(default_factory=TrajectoryInfo)
+    replay_config: str | None = None
+    environment: str | None = None
+
+    @property
+    def switched_at_step(self) -> int | None:
+        """Index of the first expert step, or None when the expert never acted."""
+        return self.info.oec.switched_at_step if self.info.oec else None
+
+    def step_roles(self) -> list[ModelRole | None]:
+        return [step.model_role for step in self.trajectory]
+
+    def assistant_messages(self) -> list[HistoryMessage]:
+        return [m for m in self.history if m.role == "assistant"]
+
+    def fill_roles(self, default_role: ModelRole) -> None:
+        """Give every step and assistant message a role, inferring it where the file has none.
+
+        Steps without a role take it from `info.oec.switched_at_step` when present, else `default_role`
+        (a plain SWE-agent trajectory is one model's work). Assistant messages without a role take the role
+        of the step they produced, in order.
+        """
+        switch = self.switched_at_step
+        has_oec = self.info.oec is not None
+        for index, step in enumerate(self.trajectory):
+            if step.model_role is None:
+                if has_oec:
+                    step.model_role = "expert" if switch is not None and index >= switch else "student"
+                else:
+                    step.model_role = default_role
+        step_roles = self.step_roles()
+        for index, message in enumerate(self.assistant_messages()):
+            if message.model_role is None:
+                message.model_role = step_roles[index] if index < len(step_roles) else (step_roles[-1] if step_roles else default_role)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically, so a crash mid-write leaves the previous complete version in place."""
+        write_json_atomic(path, self.to_json_dict(), indent=2)
+
+
+def load_trajectory(path: str | Path, default_role: ModelRole = "expert") -> Trajectory:
+    """Read a `.traj` file (ours or plain SWE-agent 1.x) with every role filled in."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TrajectoryError(f"{path}: no such trajectory file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TrajectoryError(f"{path}: not valid JSON ({exc}); the file is corrupt or truncated") from None
+    if not isinstance(data, dict) or "trajectory" not in data:
+        raise TrajectoryError(f"{path}: expected a JSON object with a 'trajectory' list (SWE-agent .traj layout)")
+    try:
+        traj = Trajectory.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise TrajectoryError(f"{path}: key '{where}': {first['msg']}") from None
+    traj.fill_roles(default_role)
+    return traj
+
+
+def traj_id_for(instance_id: str, rollout: int | None) -> str:
+    """Name of one rollout's folder and files: the instance id, plus `__r<k>` when there are several rollouts."""
+    return instance_id if rollout is None else f"{instance_id}__r{rollout}"
+
+
+def split_traj_id(traj_id: str) -> tuple[str, int | None]:
+    """Inverse of `traj_id_for`: (instance_id, rollout or None)."""
+    match = _ROLLOUT_RE.match(traj_id)
+    if match is None:
+        return traj_id, None
+    return match["iid"], int(match["rollout"])
+
+
+def traj_path(output_dir: str | Path, traj_id: str) -> Path:
+    return Path(output_dir) / traj_id / f"{traj_id}{TRAJ_SUFFIX}"
+
+
+def iter_trajectory_files(run_dir: str | Path) -> Iterator[Path]:
+    """Every `<run>/<traj_id>/<traj_id>.traj` in a run directory, sorted by traj id."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TrajectoryError(f"{run_dir}: run directory does not exist")
+    for child in sorted(run_dir.iterdir()):
+        candidate = child / f"{child.name}{TRAJ_SUFFIX}"
+        if child.is_dir() and candidate.is_file():
+            yield candidate
