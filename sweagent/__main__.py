@@ -1,0 +1,5 @@
+import sys
+
+from sweagent.run.cli import main
+
+sys.exit(main())
