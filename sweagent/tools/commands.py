@@ -18,8 +18,6 @@ class Argument(BaseModel):
     enum: list[str] | None = None
     items: dict[str, Any] | None = None
     """Item schema when `type` is array."""
-    argument_format: str = "{{value}}"
-    """How the value is written on the command line (a Jinja template over `value`)."""
 
 
 class Command(BaseModel):

@@ -1,0 +1,264 @@
+"""The step loop: query the model, parse its action, run it, show the observation; until submit or an exit.
+
+A run is one `DefaultAgent.run`. Everything the model-specific part needs (templates, tools, parse function,
+history processors, model, role) lives in a `Profile`, so that a switching model can hand the rollout to another
+profile part-way without the loop knowing anything about switching.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError
+
+from sweagent import __version__
+from sweagent.agent.edited_files import edited_files_with_context
+from sweagent.agent.history_processors import HistoryProcessorConfig, apply_history_processors
+from sweagent.agent.model_factory import ModelConfig
+from sweagent.agent.models import InstanceStats, Model, ModelLimitError, ModelOutput
+from sweagent.agent.templates import TemplateConfig, render
+from sweagent.environment.swe_env import SWEEnv
+from sweagent.tools.parsing import FormatError
+from sweagent.tools.tools import SUBMISSION_MARKER, ToolConfig
+from sweagent.trajectory import ModelRole, Trajectory, TrajectoryInfo, TrajectoryStep, traj_path
+
+logger = logging.getLogger(__name__)
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "main"
+    """Recorded as `agent` on every history message."""
+    templates: TemplateConfig = Field(default_factory=TemplateConfig)
+    """Prompt templates."""
+    tools: ToolConfig = Field(default_factory=ToolConfig)
+    """Tool bundles, parse function and execution limits."""
+    history_processors: list[HistoryProcessorConfig] = []
+    """Applied, in order, to the messages before each query."""
+    model: ModelConfig
+    """The model: `litellm`, `replay`, or `switching` (student then expert)."""
+    model_role: ModelRole = "expert"
+    """Role recorded for a single-model run (a switching model records its own roles)."""
+    max_requeries: int = 3
+    """Re-queries after a format error or a refused action before the run ends with exit_format."""
+
+
+class _ExitRun(Exception):
+    """Ends the loop with an exit status (raised from deep inside a step)."""
+
+    def __init__(self, exit_status: str, message: str = ""):
+        super().__init__(message or exit_status)
+        self.exit_status = exit_status
+
+
+@dataclass
+class Profile:
+    """One model with everything needed to prompt it and read its answers."""
+
+    role: ModelRole
+    model: Model
+    templates: TemplateConfig
+    tools: ToolConfig
+    history_processors: list[Any] = field(default_factory=list)
+
+    @property
+    def parser(self) -> Any:
+        return self.tools.parse_function
+
+
+class DefaultAgent:
+    def __init__(self, config: AgentConfig, profile: Profile, *, switcher: Any = None, replay_config: str | None = None):
+        self.config = config
+        self.profile = profile
+        self.switcher = switcher
+        self.replay_config = replay_config
+        self.history: list[dict[str, Any]] = []
+        self.steps: list[TrajectoryStep] = []
+        self.info = TrajectoryInfo(swe_agent_version=__version__)
+        self._consecutive_timeouts = 0
+        self._execution_time = 0.0
+
+    # ---- messages -------------------------------------------------------------------------------------------------
+    def _template_vars(self, env: SWEEnv) -> dict[str, Any]:
+        tools = self.profile.tools
+        return {
+            "working_dir": env.config.working_dir,
+            "problem_statement": env.problem.problem_statement,
+            "command_docs": tools.command_docs(),
+            "format_instructions": self.profile.parser.format_instructions(),
+        }
+
+    def _append(self, role: str, content: str, message_type: str, **extra: Any) -> None:
+        self.history.append({"role": role, "content": content, "agent": self.config.name, "message_type": message_type, **extra})
+
+    def build_opening_messages(self, env: SWEEnv) -> list[dict[str, Any]]:
+        """System and instance messages rendered with the current profile's templates."""
+        variables = self._template_vars(env)
+        templates = self.profile.templates
+        return [
+            {"role": "system", "content": render(templates.system_template, **variables), "agent": self.config.name, "message_type": "system_prompt"},
+            {"role": "user", "content": render(templates.instance_template, **variables), "agent": self.config.name, "message_type": "observation"},
+        ]
+
+    def _api_messages(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        processed = apply_history_processors(self.profile.history_processors, history)
+        messages = []
+        for message in processed:
+            api: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+            if message.get("tool_calls"):
+                api["tool_calls"] = message["tool_calls"]
+            if message["role"] == "tool":
+                api["tool_call_id"] = message["tool_call_ids"][0]
+            messages.append(api)
+        return messages
+
+    def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
+        templates = self.profile.templates
+        limit = templates.max_observation_length
+        if not observation.strip():
+            content = render(templates.next_step_no_output_template, observation=observation, working_dir="")
+        elif len(observation) > limit:
+            content = render(templates.next_step_truncated_observation_template, observation=observation[:limit],
+                             max_observation_length=limit, elided_chars=len(observation) - limit)
+        else:
+            content = render(templates.next_step_template, observation=observation, working_dir="")
+        if tool_call_ids:
+            self._append("tool", content, "observation", tool_call_ids=tool_call_ids)
+        else:
+            self._append("user", content, "observation")
+
+    # ---- one step -------------------------------------------------------------------------------------------------
+    def _query_and_parse(self, env: SWEEnv) -> tuple[ModelOutput, Any, list[dict[str, Any]]]:
+        """Query; on a format error or refused action show the error and re-query (bounded)."""
+        extra: list[dict[str, Any]] = []
+        attempts = 0
+        while attempts <= self.config.max_requeries:
+            attempts += 1
+            profile = self.profile
+            tools = profile.tools.tool_schemas() if profile.tools.use_function_calling else None
+            messages = self._api_messages(self.history + extra)
+            output = profile.model.query(messages, tools)
+            try:
+                parsed = profile.parser.parse(output.content, output.tool_calls, profile.tools.commands)
+                if profile.tools.filter.is_blocked(parsed.action):
+                    raise FormatError(render(profile.tools.filter.blocklist_error_template, action=parsed.action))
+                return output, parsed, messages
+            except FormatError as exc:
+                error = render(profile.parser.format_error_template, error=str(exc))
+                extra += [{"role": "assistant", "content": output.content or str(output.tool_calls), "message_type": "action"},
+                          {"role": "user", "content": error, "message_type": "observation"}]
+                if self.switcher is not None and self.switcher.record_format_error(self, env):
+                    extra, attempts = [], 0  # the expert starts this step afresh
+        raise _ExitRun("exit_format", f"{self.config.max_requeries + 1} malformed outputs in a row")
+
+    def _execute(self, env: SWEEnv, action: str) -> tuple[str, float]:
+        tools = self.profile.tools
+        started = time.perf_counter()
+        try:
+            observation = env.communicate(action, timeout=tools.execution_timeout)
+            self._consecutive_timeouts = 0
+        except CommandTimeoutError:
+            self._consecutive_timeouts += 1
+            try:
+                env.interrupt_session()
+            except Exception as exc:
+                raise _ExitRun("exit_environment_error", f"could not interrupt a timed-out command: {exc}") from None
+            if self._consecutive_timeouts >= tools.max_consecutive_execution_timeouts:
+                raise _ExitRun("exit_command_timeout", f"{self._consecutive_timeouts} timeouts in a row")
+            observation = render(self.profile.templates.command_cancelled_timeout_template, command=action, timeout=tools.execution_timeout)
+        except BashIncorrectSyntaxError as exc:
+            observation = f"Your bash command has a syntax error and was not run:\n{exc}"
+        elapsed = time.perf_counter() - started
+        self._execution_time += elapsed
+        if self._execution_time > tools.total_execution_timeout:
+            raise _ExitRun("exit_command_timeout", f"total execution time {self._execution_time:.0f}s exceeded")
+        return observation[: tools.max_observation_chars], elapsed
+
+    def step(self, env: SWEEnv) -> bool:
+        """One agent step; returns True when the model submitted."""
+        if self.switcher is not None:
+            self.switcher.before_step(self, env, step_index=len(self.steps))
+        output, parsed, messages = self._query_and_parse(env)
+        tool_call_ids = [call["id"] for call in output.tool_calls] if output.tool_calls and self.profile.tools.use_function_calling else None
+        self._append("assistant", output.content, "action", thought=parsed.thought, action=parsed.action,
+                     tool_calls=output.tool_calls if tool_call_ids else None, model_role=self.profile.role,
+                     model_name=self.profile.model.name)
+        observation, execution_time = self._execute(env, parsed.action)
+        submitted = SUBMISSION_MARKER in observation
+        if submitted:
+            self.info.submission = env.read_file("/root/model.patch")
+            observation = observation.replace(SUBMISSION_MARKER, "").strip()
+        self._observation_message(observation, tool_call_ids)
+        self.steps.append(TrajectoryStep(
+            action=parsed.action, observation=observation, response=output.content, thought=parsed.thought,
+            execution_time=execution_time, query=messages, model_role=self.profile.role, model_name=self.profile.model.name,
+            extra_info={"tool_calls": output.tool_calls} if output.tool_calls else {},
+        ))
+        if self.switcher is not None:
+            self.switcher.after_step(self, observation=observation, action=parsed.action)
+        return submitted
+
+    # ---- the run --------------------------------------------------------------------------------------------------
+    def trajectory(self, env: SWEEnv) -> Trajectory:
+        info = self.info.model_copy()
+        info.model_stats = self.total_stats().model_dump()
+        if self.switcher is not None:
+            info.oec = self.switcher.oec_info()
+        return Trajectory(trajectory=self.steps, history=self.history, info=info,
+                          replay_config=self.replay_config, environment=env.problem.id)
+
+    def total_stats(self) -> InstanceStats:
+        if self.switcher is not None:
+            return self.switcher.total_stats()
+        return self.profile.model.stats
+
+    def run(self, env: SWEEnv, output_dir: Path, traj_id: str) -> Trajectory:
+        """Solve the problem in `env`; the trajectory is saved after every step and at the end."""
+        path = traj_path(output_dir, traj_id)
+        try:
+            self.profile.tools.install(env, env.config.working_dir)
+            self.history = self.build_opening_messages(env)
+            while not self.step(env):
+                self.trajectory(env).save(path)
+            self.info.exit_status = "submitted"
+        except _ExitRun as exc:
+            self._finish_with_exit(env, exc.exit_status, str(exc))
+        except ModelLimitError as exc:
+            self._finish_with_exit(env, exc.exit_status, str(exc))
+        except Exception as exc:  # anything else still leaves a readable trajectory behind
+            status = "exit_environment_error" if _is_environment_failure(exc) else "exit_error"
+            logger.exception("run %s ended with %s", traj_id, status)
+            self._finish_with_exit(env, status, f"{type(exc).__name__}: {exc}")
+        if self.info.submission:
+            try:
+                for key, value in edited_files_with_context(env, self.info.submission).items():
+                    setattr(self.info, key, value)
+            except Exception as exc:
+                logger.warning("edited-file context unavailable: %s", exc)
+        trajectory = self.trajectory(env)
+        trajectory.save(path)
+        return trajectory
+
+    def _finish_with_exit(self, env: SWEEnv, exit_status: str, message: str) -> None:
+        """Record why the run ended and auto-submit the current diff where the environment still answers."""
+        logger.info("exit: %s (%s)", exit_status, message)
+        self.info.exit_status = exit_status
+        self.info.exit_message = message
+        if exit_status == "exit_environment_error":
+            return
+        try:
+            self.info.submission = env.get_patch()
+        except Exception as exc:
+            logger.warning("auto-submission failed: %s", exc)
+
+
+def _is_environment_failure(exc: Exception) -> bool:
+    from sweagent.environment.swe_env import SWEEnvError
+
+    return isinstance(exc, (SWEEnvError, BrokenPipeError, ConnectionError, EOFError))

@@ -1,0 +1,71 @@
+"""History processors: rewrite the message list before each query (never the recorded history itself)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LastNObservations(BaseModel):
+    """Elide all but the last `n` observations, keeping prompts short on long trajectories."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["last_n_observations"] = "last_n_observations"
+    n: int = 5
+    """How many of the most recent observations stay in full."""
+
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        observation_indices = [i for i, m in enumerate(messages) if m.get("message_type") == "observation"]
+        # The first observation carries the task, so it is never elided.
+        to_elide = set(observation_indices[1:-self.n] if self.n > 0 else observation_indices[1:])
+        result = []
+        for index, message in enumerate(messages):
+            if index in to_elide:
+                message = {**message, "content": _elided(message)}
+            result.append(message)
+        return result
+
+
+def _elided(message: dict[str, Any]) -> str:
+    content = message.get("content") or ""
+    text = content if isinstance(content, str) else "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return f"Old environment output: ({len(text.splitlines())} lines omitted)"
+
+
+class CacheControl(BaseModel):
+    """Mark the last user/tool messages for provider-side prompt caching (Anthropic's `cache_control`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["cache_control"] = "cache_control"
+    last_n_messages: int = 2
+    """How many of the latest user/tool messages get a cache breakpoint."""
+
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        result = copy.deepcopy(messages)
+        marked = 0
+        for message in reversed(result):
+            if marked >= self.last_n_messages:
+                break
+            if message.get("role") not in {"user", "tool"}:
+                continue
+            content = message.get("content")
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}]
+            if content:
+                content[-1] = {**content[-1], "cache_control": {"type": "ephemeral"}}
+                message["content"] = content
+            marked += 1
+        return result
+
+
+HistoryProcessorConfig = Annotated[LastNObservations | CacheControl, Field(discriminator="type")]
+
+
+def apply_history_processors(processors: list[HistoryProcessorConfig], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for processor in processors:
+        messages = processor(messages)
+    return messages

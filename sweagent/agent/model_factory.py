@@ -1,0 +1,31 @@
+"""`agent.model`: the union of model configs (picked by `type`, default litellm) and the factory that builds them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Discriminator, Tag
+
+from sweagent.agent.switching_model import SwitchingModelConfig
+from sweagent.agent.models import LiteLLMModel, LiteLLMModelConfig, Model, ReplayModel, ReplayModelConfig
+
+
+def _model_type(value: Any) -> str:
+    """SWE-agent configs omit `type` for litellm models, so a missing type means litellm."""
+    if isinstance(value, dict):
+        return value.get("type", "litellm")
+    return getattr(value, "type", "litellm")
+
+
+ModelConfig = Annotated[
+    Annotated[LiteLLMModelConfig, Tag("litellm")]
+    | Annotated[ReplayModelConfig, Tag("replay")]
+    | Annotated[SwitchingModelConfig, Tag("switching")],
+    Discriminator(_model_type),
+]
+
+
+def get_model(config: LiteLLMModelConfig | ReplayModelConfig, instance_id: str | None = None) -> Model:
+    if isinstance(config, ReplayModelConfig):
+        return ReplayModel(config, instance_id)
+    return LiteLLMModel(config)

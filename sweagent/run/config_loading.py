@@ -1,0 +1,169 @@
+"""YAML configs merged in order, dotted CLI overrides, and one-line errors that name the file and the key.
+
+`sweagent run --config a.yaml --config b.yaml --agent.model.name gpt-4o` loads a.yaml, merges b.yaml over it,
+then sets agent.model.name. Strings may use `${VAR}` or `${VAR:-default}` to read the environment at load time
+(API keys should use `$VAR` instead, which is resolved only when a request is made, so it is never dumped).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from sweagent.tools.bundles import REPO_ROOT
+
+T = TypeVar("T", bound=BaseModel)
+COMMAND_LINE = "command line"
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|auth[_-]?token|access[_-]?token)$", re.IGNORECASE)
+REDACTED = "***redacted***"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message is one line naming the source and the key path."""
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """Config paths work from any directory: as given, else relative to the OEC repository."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.is_absolute():
+        return candidate
+    return REPO_ROOT / candidate
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match["name"], match["default"]
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set and has no default (${{{name}:-default}})")
+
+        return _ENV_REF.sub(substitute, value)
+    if isinstance(value, dict):
+        return {key: _expand_env(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(item) for item in value]
+    return value
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any], origin: str, origins: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()) -> None:
+    for key, value in update.items():
+        path = (*prefix, str(key))
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, origins, path)
+        else:
+            base[key] = value
+            origins[path] = origin
+
+
+def load_yaml_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def parse_override_value(text: str) -> Any:
+    """`3` → 3, `true` → True, `[1, 2]` → list; anything else stays the string it is."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, (dict, list)) and not text.lstrip().startswith(("[", "{")):
+        return text
+    return text if value is None and text.strip() not in {"null", "~", ""} else value
+
+
+def parse_cli(argv: list[str]) -> tuple[list[Path], list[tuple[str, Any]]]:
+    """Split `--config F` (repeatable) from `--dotted.key value` overrides."""
+    configs: list[Path] = []
+    overrides: list[tuple[str, Any]] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        if not token.startswith("--"):
+            raise ConfigError(f"{COMMAND_LINE}: unexpected argument '{token}' (options look like --agent.model.name VALUE)")
+        key, _, inline = token[2:].partition("=")
+        if inline or "=" in token:
+            value, index = inline, index + 1
+        elif index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+            value, index = argv[index + 1], index + 2
+        else:
+            value, index = "true", index + 1
+        if key == "config":
+            configs.append(resolve_config_path(value))
+        else:
+            overrides.append((key, parse_override_value(value)))
+    return configs, overrides
+
+
+def build_config(model: type[T], config_files: list[Path], overrides: list[tuple[str, Any]]) -> T:
+    """Merge files in order, apply overrides, validate; errors name the file (or command line) and the key."""
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    for path in config_files:
+        try:
+            data = _expand_env(load_yaml_file(path))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        _merge(merged, data, str(path), origins)
+    for key, value in overrides:
+        parts = key.split(".")
+        nested: Any = value
+        for part in reversed(parts):
+            nested = {part: nested}
+        _merge(merged, nested, COMMAND_LINE, origins)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = tuple(str(part) for part in error["loc"])
+        key_path = ".".join(part for part in loc if not part.startswith(("function-after", "tagged-union")))
+        origin = _origin_of(loc, origins) or (", ".join(map(str, config_files)) or COMMAND_LINE)
+        expected = error["msg"]
+        if error["type"] == "extra_forbidden":
+            expected = "unknown key (typo? see the config classes in sweagent/ for the valid keys)"
+        raise ConfigError(f"{origin}: key '{key_path}': {expected}") from None
+
+
+def _origin_of(loc: tuple[str, ...], origins: dict[tuple[str, ...], str]) -> str | None:
+    """The source that set the deepest part of `loc` (pydantic adds union tags to the path; skip those)."""
+    for length in range(len(loc), 0, -1):
+        for path, origin in origins.items():
+            if _matches(path, loc[:length]):
+                return origin
+    return None
+
+
+def _matches(path: tuple[str, ...], loc: tuple[str, ...]) -> bool:
+    """True when `path` (a YAML key path) is `loc` with pydantic's union-tag segments removed."""
+    iterator = iter(loc)
+    return all(any(part == segment for segment in iterator) for part in path) and path[-1:] == loc[-1:]
+
+
+def redact(data: Any) -> Any:
+    """A copy of a config dump with every secret-looking value replaced, for trajectories and logs."""
+    if isinstance(data, dict):
+        return {key: (REDACTED if _SECRET_KEY.search(str(key)) and value else redact(value)) for key, value in data.items()}
+    if isinstance(data, list):
+        return [redact(item) for item in data]
+    return data

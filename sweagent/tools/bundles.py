@@ -1,0 +1,57 @@
+"""Tool bundles: a folder with `config.yaml` (the commands the model sees) and `bin/` (what runs in the environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from sweagent.tools.commands import Command
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class BundleError(ValueError):
+    """A bundle folder or its config.yaml that cannot be used."""
+
+
+class Bundle(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    """Bundle folder; relative paths are resolved against the OEC repository (e.g. `tools/edit_anthropic`)."""
+    hidden_tools: list[str] = []
+    """Commands of the bundle that are installed but not shown to the model."""
+
+    @field_validator("path")
+    @classmethod
+    def _resolve(cls, path: Path) -> Path:
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def commands(self) -> list[Command]:
+        config_file = self.path / "config.yaml"
+        if not config_file.is_file():
+            raise BundleError(f"{config_file}: tool bundle has no config.yaml (key 'agent.tools.bundles.path')")
+        try:
+            data = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise BundleError(f"{config_file}: invalid YAML ({exc})") from None
+        tools = data.get("tools") or {}
+        if not isinstance(tools, dict):
+            raise BundleError(f"{config_file}: key 'tools': expected a mapping of command name to definition")
+        commands = []
+        for name, spec in tools.items():
+            if name in self.hidden_tools:
+                continue
+            try:
+                commands.append(Command(name=name, **(spec or {})))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"])
+                raise BundleError(f"{config_file}: key 'tools.{name}.{where}': {first['msg']}") from None
+        return commands

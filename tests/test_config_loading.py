@@ -1,0 +1,72 @@
+"""Configs: YAML files merged in order, dotted overrides, one-line errors naming the source and the key."""
+
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact
+from sweagent.run.run_single import RunSingleConfig, dump_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Inner(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "a"
+    limit: int = 1
+
+
+class Outer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    inner: Inner = Inner()
+    tags: list[str] = []
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_later_files_and_overrides_win(tmp_path):
+    first = write(tmp_path, "a.yaml", "inner: {name: first, limit: 2}\n")
+    second = write(tmp_path, "b.yaml", "inner: {name: second}\n")
+    files, overrides = parse_cli(["--config", str(first), "--config", str(second), "--inner.limit", "7", "--tags", "[x, y]"])
+    config = build_config(Outer, files, overrides)
+    assert config.inner.name == "second"
+    assert config.inner.limit == 7
+    assert config.tags == ["x", "y"]
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    bad = write(tmp_path, "bad.yaml", "inner:\n  nmae: typo\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(Outer, [bad], [])
+    message = str(info.value)
+    assert str(bad) in message and "inner.nmae" in message and "\n" not in message
+
+
+def test_override_error_names_the_command_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"command line: key 'inner.limit'"):
+        build_config(Outer, [], [("inner.limit", "many")])
+
+
+def test_malformed_yaml_gives_line_number(tmp_path):
+    bad = write(tmp_path, "broken.yaml", "inner:\n  name: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml: line \d+"):
+        build_config(Outer, [bad], [])
+
+
+def test_env_references_expand_with_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("OEC_TEST_NAME", "from-env")
+    path = write(tmp_path, "env.yaml", "inner: {name: '${OEC_TEST_NAME}', limit: '${OEC_UNSET_VAR:-5}'}\n")
+    config = build_config(Outer, [path], [])
+    assert (config.inner.name, config.inner.limit) == ("from-env", 5)
+
+
+def test_api_key_never_reaches_the_config_dump(tmp_path):
+    config = build_config(RunSingleConfig, [REPO / "config/default.yaml"], [("agent.model.api_key", "sk-verysecretvalue1234567890")])
+    dumped = dump_config(config)
+    assert "sk-verysecretvalue" not in dumped
+    assert redact({"api_key": "x", "max_output_tokens": 3}) == {"api_key": "***redacted***", "max_output_tokens": 3}
