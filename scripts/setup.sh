@@ -22,7 +22,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 echo "[setup] installing pinned dependencies (first run takes several minutes)"
 # torch first and alone: its pinned CPU build must be chosen before anything else asks for torch.
-"$VENV/bin/pip" install -q --disable-pip-version-check "torch==$(sed -n 's/.*"torch==\(.*\)",/\1/p' "$REPO/pyproject.toml")"
-"$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[dev]"
+log="$VENV/oec-install.log"
+install() { "$VENV/bin/pip" install --disable-pip-version-check "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; echo "[setup] pip failed; full log: $log" >&2; exit 1; }; }
+install "torch==$(sed -n 's/.*"torch==\(.*\)",/\1/p' "$REPO/pyproject.toml")"
+install -e "$REPO[dev]"
 echo "$want" > "$stamp"
 echo "[setup] done"

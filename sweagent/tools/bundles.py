@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -34,24 +35,30 @@ class Bundle(BaseModel):
         return self.path.name
 
     def commands(self) -> list[Command]:
-        config_file = self.path / "config.yaml"
-        if not config_file.is_file():
-            raise BundleError(f"{config_file}: tool bundle has no config.yaml (key 'agent.tools.bundles.path')")
+        return list(_read_commands(self.path, tuple(self.hidden_tools)))
+
+
+@lru_cache(maxsize=64)
+def _read_commands(path: Path, hidden_tools: tuple[str, ...]) -> tuple[Command, ...]:
+    """Parsed once per process: the loop asks for the commands on every step."""
+    config_file = path / "config.yaml"
+    if not config_file.is_file():
+        raise BundleError(f"{config_file}: tool bundle has no config.yaml (key 'agent.tools.bundles.path')")
+    try:
+        data = yaml.safe_load(config_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise BundleError(f"{config_file}: invalid YAML ({exc})") from None
+    tools = data.get("tools") or {}
+    if not isinstance(tools, dict):
+        raise BundleError(f"{config_file}: key 'tools': expected a mapping of command name to definition")
+    commands = []
+    for name, spec in tools.items():
+        if name in hidden_tools:
+            continue
         try:
-            data = yaml.safe_load(config_file.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise BundleError(f"{config_file}: invalid YAML ({exc})") from None
-        tools = data.get("tools") or {}
-        if not isinstance(tools, dict):
-            raise BundleError(f"{config_file}: key 'tools': expected a mapping of command name to definition")
-        commands = []
-        for name, spec in tools.items():
-            if name in self.hidden_tools:
-                continue
-            try:
-                commands.append(Command(name=name, **(spec or {})))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"])
-                raise BundleError(f"{config_file}: key 'tools.{name}.{where}': {first['msg']}") from None
-        return commands
+            commands.append(Command(name=name, **(spec or {})))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise BundleError(f"{config_file}: key 'tools.{name}.{where}': {first['msg']}") from None
+    return tuple(commands)

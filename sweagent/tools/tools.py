@@ -6,7 +6,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweagent.tools.bundles import Bundle
 from sweagent.tools.commands import BASH_COMMAND, Command
@@ -67,6 +67,16 @@ class ToolConfig(BaseModel):
     """Longer observations are cut (with a note) before they reach the model."""
     filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
     """Interactive commands refused before they run."""
+
+    @model_validator(mode="after")
+    def _unique_command_names(self) -> ToolConfig:
+        seen: dict[str, str] = {"bash": "the bash tool"} if self.enable_bash_tool else {}
+        for bundle in self.bundles:
+            for command in bundle.commands():
+                if command.name in seen:
+                    raise ValueError(f"command '{command.name}' is defined twice ({seen[command.name]} and {bundle.path.name}); keep one bundle")
+                seen[command.name] = bundle.path.name
+        return self
 
     @property
     def commands(self) -> list[Command]:
