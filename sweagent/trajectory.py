@@ -99,6 +99,17 @@ class Trajectory(_Open):
         """Index of the first expert step, or None when the expert never acted."""
         return self.info.oec.switched_at_step if self.info.oec else None
 
+    @property
+    def problem_statement(self) -> str | None:
+        """The task text, from `replay_config` (SWE-agent 1.x records the run's `problem_statement.text` there)."""
+        try:
+            replay = json.loads(self.replay_config) if self.replay_config else None
+        except json.JSONDecodeError:
+            return None
+        statement = replay.get("problem_statement") if isinstance(replay, dict) else None
+        text = statement.get("text") if isinstance(statement, dict) else None
+        return text if isinstance(text, str) else None
+
     def step_roles(self) -> list[ModelRole | None]:
         return [step.model_role for step in self.trajectory]
 

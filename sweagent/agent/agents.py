@@ -119,15 +119,7 @@ class DefaultAgent:
         return messages
 
     def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
-        templates = self.profile.templates
-        limit = templates.max_observation_length
-        if not observation.strip():
-            content = render(templates.next_step_no_output_template, observation=observation, working_dir="")
-        elif len(observation) > limit:
-            content = render(templates.next_step_truncated_observation_template, observation=observation[:limit],
-                             max_observation_length=limit, elided_chars=len(observation) - limit)
-        else:
-            content = render(templates.next_step_template, observation=observation, working_dir="")
+        content = self.profile.templates.observation_message(observation)
         if tool_call_ids:
             self._append("tool", content, "observation", tool_call_ids=tool_call_ids)
         else:

@@ -44,6 +44,16 @@ class TemplateConfig(BaseModel):
     )
     """Observation after an action was interrupted at the timeout."""
 
+    def observation_message(self, observation: str) -> str:
+        """What the model is shown after an action: its output, a no-output note, or the output cut at the limit."""
+        limit = self.max_observation_length
+        if not observation.strip():
+            return render(self.next_step_no_output_template, observation=observation, working_dir="")
+        if len(observation) > limit:
+            return render(self.next_step_truncated_observation_template, observation=observation[:limit],
+                          max_observation_length=limit, elided_chars=len(observation) - limit)
+        return render(self.next_step_template, observation=observation, working_dir="")
+
 
 @lru_cache(maxsize=256)
 def _compile(template: str) -> jinja2.Template:

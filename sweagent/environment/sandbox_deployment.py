@@ -1,0 +1,151 @@
+"""The `sandbox` deployment: swerex's LocalRuntime running inside bubblewrap, for machines without docker.
+
+Starting it launches `python -I -m sweagent.environment.sandbox_server` in the sandbox layout of `sandbox.py`
+(workspace writable at the mount point, per-instance /root and /tmp, read-only host, no network) and talks to it
+over its stdin/stdout. The agent sees an ordinary swerex deployment and runtime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+from swerex.deployment.abstract import AbstractDeployment
+from swerex.deployment.hooks.abstract import CombinedDeploymentHook, DeploymentHook
+from swerex.exceptions import DeploymentNotStartedError, DeploymentStartupError
+from swerex.runtime.abstract import IsAliveResponse
+
+from sweagent.environment.sandbox import SandboxLayout, scratch_dirs, spawn_sandbox, validate_mount
+from sweagent.environment.sandbox_runtime import SandboxRuntime
+
+SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server"]
+"""`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
+
+
+class SandboxDeploymentConfig(BaseModel):
+    """Run commands in a bubblewrap sandbox on this machine (no docker, no network, read-only host)."""
+
+    type: Literal["sandbox"] = "sandbox"
+    """Discriminator for (de)serialization/CLI. Do not change."""
+    env: dict[str, str] = {}
+    """Extra environment variables inside the sandbox (the task's own variables, e.g. its test venv, go on top)."""
+    ro_binds: list[str] = []
+    """Extra host paths visible read-only inside, as `HOST` (same path) or `HOST:SANDBOX`."""
+    startup_timeout: float = 30.0
+    """Seconds the sandbox server may take to answer its first request."""
+    scratch_dir: str | None = None
+    """Host folder for the per-instance home and /tmp when the caller does not give them (default: system temp)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def get_deployment(
+        self,
+        *,
+        workspace: str | Path,
+        home: str | Path | None = None,
+        tmp: str | Path | None = None,
+        mount: str = "/testbed",
+        env: Mapping[str, str] | None = None,
+        ro_binds: Sequence[str | Path] = (),
+    ) -> SandboxDeployment:
+        """A deployment for one instance whose repository is the host folder `workspace`.
+
+        `home` and `tmp` (host folders for /root and /tmp) are created if missing and kept; when not given,
+        fresh ones are made under `scratch_dir` and removed at stop. `env` and `ro_binds` add to the config's.
+        """
+        return SandboxDeployment(
+            self,
+            workspace=Path(workspace),
+            home=None if home is None else Path(home),
+            tmp=None if tmp is None else Path(tmp),
+            mount=mount,
+            env={**self.env, **(env or {})},
+            ro_binds=[*self.ro_binds, *ro_binds],
+        )
+
+
+class SandboxDeployment(AbstractDeployment):
+    def __init__(
+        self,
+        config: SandboxDeploymentConfig,
+        *,
+        workspace: Path,
+        home: Path | None,
+        tmp: Path | None,
+        mount: str,
+        env: Mapping[str, str],
+        ro_binds: Sequence[str | Path],
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self._config = config
+        self._workspace = workspace
+        validate_mount(mount)
+        self._dirs = (home, tmp)
+        self._mount = mount
+        self._env = dict(env)
+        self._ro_binds = list(ro_binds)
+        self._runtime: SandboxRuntime | None = None
+        self._scratch = contextlib.ExitStack()
+        self.logger = logger or logging.getLogger(__name__)
+        self._hooks = CombinedDeploymentHook()
+
+    def add_hook(self, hook: DeploymentHook) -> None:
+        self._hooks.add_hook(hook)
+
+    def _layout(self) -> SandboxLayout:
+        home, tmp = self._dirs
+        if home is None or tmp is None:
+            scratch_home, scratch_tmp = self._scratch.enter_context(scratch_dirs(self._config.scratch_dir))
+            home, tmp = home or scratch_home, tmp or scratch_tmp
+        home.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        staging_dir = tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir)
+        staging = self._scratch.enter_context(staging_dir)
+        return SandboxLayout.create(
+            self._workspace, home, tmp, mount=self._mount, env=self._env, ro_binds=self._ro_binds, staging=staging
+        )
+
+    async def start(self) -> None:
+        """Start the sandbox server and wait until it answers."""
+        if self._runtime is not None:
+            return
+        self._hooks.on_custom_step("Starting sandbox")
+        try:
+            layout = self._layout()
+            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+            runtime = SandboxRuntime(spawn_sandbox(layout, SERVER_COMMAND, **pipes), layout, logger=self.logger)
+        except BaseException:
+            self._scratch.close()
+            raise
+        alive = await runtime.is_alive(timeout=self._config.startup_timeout)
+        if not alive:
+            await runtime.close()
+            self._scratch.close()
+            raise DeploymentStartupError(f"the sandbox server did not start: {alive.message}")
+        self._runtime = runtime
+        self.logger.debug("sandbox started: %s at %s", self._workspace, self._mount)
+
+    async def stop(self) -> None:
+        """Stop every process in the sandbox and remove the scratch home and /tmp (the workspace stays)."""
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
+        self._scratch.close()
+
+    async def is_alive(self, *, timeout: float | None = None) -> IsAliveResponse:
+        if self._runtime is None:
+            return IsAliveResponse(is_alive=False, message="the sandbox deployment is not started")
+        return await self._runtime.is_alive(timeout=timeout)
+
+    @property
+    def runtime(self) -> SandboxRuntime:
+        if self._runtime is None:
+            raise DeploymentNotStartedError()
+        return self._runtime

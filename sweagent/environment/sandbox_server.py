@@ -1,0 +1,142 @@
+"""The process inside the sandbox: serves swerex's own LocalRuntime over JSON lines on stdin/stdout.
+
+Started by the host as `python -I -m sweagent.environment.sandbox_server` inside bwrap. Nothing listens on a port,
+so the sandbox needs no network. Requests run one at a time in order (a bash session is sequential anyway), except
+`is_alive`, which is answered at once even while a long command runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import queue
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from swerex.runtime.abstract import (
+    CreateSessionRequest,
+    CreateSessionResponse,
+    IsAliveResponse,
+    UploadRequest,
+    UploadResponse,
+)
+from swerex.runtime.local import LocalRuntime
+
+from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire
+
+_PR_SET_DUMPABLE = 4
+
+
+class _Replies:
+    """Serialises replies from the reading thread (is_alive) and the working thread onto the private stdout."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self._lock:
+            self._stream.write(encode(message))
+            self._stream.flush()
+
+
+def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """Keep private, non-inheritable copies of the protocol pipes and point fds 0/1 elsewhere.
+
+    Commands started by the runtime inherit fds 0-2; they must neither read requests nor write into replies.
+    """
+    requests = os.fdopen(os.dup(0), "rb")
+    replies = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return requests, replies
+
+
+def _forbid_fd_access() -> None:
+    """A non-dumpable process's /proc/<pid>/fd cannot be opened by the sandboxed commands (they have no caps)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        print(f"sandbox_server: prctl(PR_SET_DUMPABLE) failed: errno {ctypes.get_errno()}", file=sys.stderr)
+
+
+class _Runtime(LocalRuntime):
+    """swerex's LocalRuntime with two changes for the sandbox."""
+
+    async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
+        """Sessions skip pexpect's 50 ms pause before every write.
+
+        The pause exists for password prompts that switch echo off late; a bash session without echo does not
+        need it, and with two writes per command it would be most of the per-command overhead.
+        """
+        response = await super().create_session(request)
+        self.sessions[request.session].shell.delaybeforesend = None  # type: ignore[attr-defined]
+        return response
+
+    async def upload(self, request: UploadRequest) -> UploadResponse:
+        """Copy the host-staged file or directory to its target, creating parents; directories merge into an
+        existing target (as with swerex's server) and file modes survive, so tool scripts stay executable."""
+        source, target = Path(request.source_path), Path(request.target_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+        return UploadResponse()
+
+
+async def _dispatch(runtime: LocalRuntime, method_name: str, payload: Any) -> dict[str, Any]:
+    method = METHODS[method_name]
+    args = [] if method.request is None else [method.request.validate_python(payload)]
+    response = await getattr(runtime, method_name)(*args)
+    return method.response.dump_python(response, mode="json")
+
+
+def _read_requests(requests: BinaryIO, work: queue.Queue[dict[str, Any] | None], replies: _Replies) -> None:
+    for line in requests:
+        try:
+            message = decode(line)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            print(f"sandbox_server: dropping bad request: {exc}", file=sys.stderr)
+            continue
+        if message.get("method") == "is_alive":
+            replies.send({"id": message["id"], "response": IsAliveResponse(is_alive=True).model_dump(mode="json")})
+        else:
+            work.put(message)
+    work.put(None)
+
+
+def serve(requests: BinaryIO, replies: _Replies) -> None:
+    """Answer requests until the host closes our stdin; then close every bash session."""
+    runtime = _Runtime()
+    work: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    threading.Thread(target=_read_requests, args=(requests, work, replies), daemon=True).start()
+    with asyncio.Runner() as runner:
+        while (message := work.get()) is not None:
+            method_name = message.get("method")
+            try:
+                if method_name not in METHODS:
+                    raise ValueError(f"unknown sandbox method {method_name!r}")
+                response = runner.run(_dispatch(runtime, method_name, message.get("request")))
+                reply = {"id": message["id"], "response": response}
+            except Exception as exc:  # every failure goes back to the host, which re-raises it
+                reply = {"id": message["id"], "exception": exception_to_wire(exc)}
+            replies.send(reply)
+        runner.run(runtime.close())
+
+
+def main() -> int:
+    requests, replies = _claim_stdio()
+    _forbid_fd_access()
+    serve(requests, _Replies(replies))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
