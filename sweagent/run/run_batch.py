@@ -70,8 +70,11 @@ class RolloutSummary(BaseModel):
 
 
 def _finished_status(path: Path) -> str | None:
-    """The exit status of a finished trajectory; None for a missing or partial one."""
-    if not path.is_file():
+    """The exit status of a finished rollout; None for a missing or partial one.
+
+    The .pred is written last, so a rollout killed between its final .traj and its .pred counts as partial.
+    """
+    if not path.is_file() or not path.with_suffix(".pred").is_file():
         return None
     try:
         return load_trajectory(path).info.exit_status
