@@ -181,6 +181,7 @@ class DefaultAgent:
         self._append("assistant", output.content, "action", thought=parsed.thought, action=parsed.action,
                      tool_calls=output.tool_calls if tool_call_ids else None, model_role=self.profile.role,
                      model_name=self.profile.model.name)
+        logger.info("step %d (%s %s): %s", len(self.steps), self.profile.role, self.profile.model.name, parsed.action[:300])
         observation, execution_time = self._execute(env, parsed.action)
         submitted = SUBMISSION_MARKER in observation
         if submitted:

@@ -115,8 +115,12 @@ def parse_cli(argv: list[str]) -> tuple[list[Path], list[tuple[str, Any]]]:
     return configs, overrides
 
 
-def build_config(model: type[T], config_files: list[Path], overrides: list[tuple[str, Any]]) -> T:
-    """Merge files in order, apply overrides, validate; errors name the file (or command line) and the key."""
+def build_config(model: type[T], config_files: list[Path], overrides: list[tuple[str, Any]],
+                 ignore_keys: tuple[str, ...] = ()) -> T:
+    """Merge files in order, apply overrides, validate; errors name the file (or command line) and the key.
+
+    `ignore_keys` are top-level keys another command reads from the same file (e.g. `instances` for run-batch).
+    """
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
     for path in config_files:
@@ -132,6 +136,8 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
         for part in reversed(parts):
             nested = {part: nested}
         _merge(merged, nested, COMMAND_LINE, origins)
+    for key in ignore_keys:
+        merged.pop(key, None)
     try:
         return model.model_validate(merged)
     except ValidationError as exc:

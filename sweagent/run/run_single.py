@@ -26,6 +26,8 @@ from sweagent.trajectory import Trajectory, traj_path
 from sweagent.utils.files import write_text_atomic
 
 DEFAULT_CONFIG = "config/default.yaml"
+BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "executor", "redo_existing")
+"""Keys of a run-batch config that `sweagent run` skips, so one config file serves both commands."""
 
 
 class RunSingleConfig(BaseModel):
@@ -55,7 +57,7 @@ def problem_from_config(config: RunSingleConfig) -> ProblemSource:
     if config.instance_file is not None:
         if not config.instance_id:
             raise ConfigError("command line: key 'instance_id': required with --instance_file")
-        return InstanceProblem(find_instance(config.instance_file, config.instance_id))
+        return InstanceProblem(find_instance(resolve_config_path(config.instance_file), config.instance_id))
     if config.repo_path is not None:
         if config.problem_statement_file is not None:
             if not config.problem_statement_file.is_file():
@@ -133,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         config_files, overrides = parse_cli(argv)
-        config = build_config(RunSingleConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides)
+        config = build_config(RunSingleConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides,
+                              ignore_keys=BATCH_ONLY_KEYS)
         problem = problem_from_config(config)
     except (ConfigError, InstanceError, ValueError) as exc:
         print(f"sweagent run: {exc}", file=sys.stderr)

@@ -1,0 +1,5 @@
+import sys
+
+from oec.evaluation.cli import main
+
+sys.exit(main())

@@ -1,0 +1,141 @@
+"""The local backend: grade each prediction in a fresh sandboxed workspace, the way SWE-smith's docker harness does.
+
+Per prediction: the instance's bug state with its FAIL_TO_PASS test files present (SWE-smith checks out the commit
+before the tests were removed), the model patch applied, test-file changes reverted, the FAIL_TO_PASS and
+PASS_TO_PASS test files run (SWE-smith's `min_testing`) under a timeout in the sandbox, the log parsed by the repo
+profile and graded by SWE-smith's rules. The results land in `<eval>/<traj_id>/`: `patch.diff`, `run_instance.log`,
+`test_output.txt` and, last, `report.json`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from swebench.harness.constants import APPLY_PATCH_FAIL, APPLY_PATCH_PASS
+
+from oec.evaluation.patching import PatchRejected, apply_model_patch, protected_files, revert_test_files
+from oec.evaluation.plan import EvalJob
+from oec.evaluation.reports import (
+    INSTANCE_LOG_FILE,
+    PATCH_FILE,
+    TEST_LOG_FILE,
+    Outcome,
+    empty_patch_report,
+    framed_test_log,
+    graded_report,
+    patch_failed_report,
+    timed_out_report,
+    write_report,
+)
+from sweagent.environment.repo_profiles import DEFAULT_MOUNT, files_of_tests, get_profile
+from sweagent.environment.tests_runner import grade, is_resolved, run_tests
+from sweagent.environment.workspace import build_workspace
+from sweagent.utils.files import write_text_atomic
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    traj_id: str
+    outcome: Outcome
+    resolved: bool
+    duration_s: float
+    """Wall time of the whole evaluation of this prediction."""
+    tests_duration_s: float
+    """Wall time of the test command alone (0 when the tests did not run); the rest is the harness's overhead."""
+
+
+def evaluate_prediction(job: EvalJob, out_dir: Path, *, timeout_s: float | None = None) -> PredictionResult:
+    """Grade one prediction and write its files to `out_dir`; `timeout_s` defaults to the repo profile's."""
+    started = time.monotonic()
+    model = job.prediction.model_name_or_path
+    patch = job.prediction.model_patch or ""
+
+    def finish(report: dict, outcome: Outcome, log: list[str], tests_duration_s: float = 0.0) -> PredictionResult:
+        write_text_atomic(out_dir / INSTANCE_LOG_FILE, "\n".join(log) + "\n")
+        write_report(out_dir, report)
+        return PredictionResult(job.traj_id, outcome, report["resolved"], time.monotonic() - started, tests_duration_s)
+
+    log = [f"Evaluating {job.traj_id} (instance {job.instance.instance_id}, model {model!r})"]
+    if not patch.strip():
+        return finish(empty_patch_report(model), "empty_patch", [*log, "Empty patch: nothing to apply or test."])
+    profile = get_profile(job.instance.repo)
+    timeout = profile.test_timeout_s if timeout_s is None else timeout_s
+    write_text_atomic(out_dir / PATCH_FILE, patch)
+    with tempfile.TemporaryDirectory(prefix="oec-eval-", ignore_cleanup_errors=True) as scratch:
+        patch_file = Path(scratch) / "model.patch"
+        # git apply rejects a patch whose last line lacks its newline ("corrupt patch").
+        patch_file.write_text(patch if patch.endswith("\n") else patch + "\n", encoding="utf-8")
+        workspace = build_workspace(job.instance, Path(scratch) / "repo", hide_fail_to_pass_tests=False)
+        try:
+            applied = apply_model_patch(workspace.path, patch_file)
+            reverted = revert_test_files(workspace.path, applied, protected_files(job.instance, profile))
+        except PatchRejected as rejected:
+            log.append(f"{APPLY_PATCH_FAIL}:\n{rejected}")
+            return finish(patch_failed_report(str(rejected), model), "patch_failed", log)
+        log.append(f"{APPLY_PATCH_PASS} ({applied.method}):\n{applied.log.strip()}")
+        log.append(f"Reverted changes to test files: {' '.join(reverted)}" if reverted else "No test file changed.")
+        test_files = files_of_tests(job.instance.FAIL_TO_PASS + job.instance.PASS_TO_PASS)
+        suite = run_tests(workspace.path, profile, test_files=test_files, timeout=timeout)
+    command = profile.tests_command(test_files)
+    test_log = framed_test_log(DEFAULT_MOUNT, command, suite.output, timed_out=suite.timed_out, timeout_s=timeout)
+    write_text_atomic(out_dir / TEST_LOG_FILE, test_log)
+    log.append(f"Test runtime: {suite.duration_s:.2f} seconds (exit code {suite.exit_code}, timeout {timeout:g} s)")
+    if suite.timed_out:
+        return finish(timed_out_report(timeout, model), "timed_out", log, suite.duration_s)
+    tests_status = grade(job.instance, suite.statuses)
+    return finish(graded_report(tests_status, is_resolved(tests_status), model), "graded", log, suite.duration_s)
+
+
+def progress_bar(console: Console | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+@dataclass
+class BatchResult:
+    results: list[PredictionResult]
+    errors: dict[str, str]
+    """Traj id → why the harness could not grade it (no report was written, so the next run retries it)."""
+
+
+def evaluate_locally(
+    jobs: list[EvalJob],
+    eval_dir: Path,
+    *,
+    workers: int = 1,
+    timeout_s: float | None = None,
+    console: Console | None = None,
+) -> BatchResult:
+    """Grade `jobs` with `workers` threads; one prediction's failure is recorded and the batch goes on."""
+    batch = BatchResult([], {})
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oec-eval")
+    try:
+        with progress_bar(console) as bar:
+            task = bar.add_task("evaluating", total=len(jobs), status="")
+            futures = {pool.submit(evaluate_prediction, job, eval_dir / job.traj_id, timeout_s=timeout_s): job for job in jobs}
+            for future in as_completed(futures):
+                traj_id = futures[future].traj_id
+                # Any failure of one prediction (a broken instance, a full disk) must not stop a batch of thousands.
+                try:
+                    batch.results.append(future.result())
+                except Exception as exc:  # noqa: BLE001
+                    batch.errors[traj_id] = f"{type(exc).__name__}: {exc}"
+                resolved = sum(result.resolved for result in batch.results)
+                bar.update(task, advance=1, status=f"{resolved} resolved, {len(batch.errors)} errors")
+    finally:
+        # On Ctrl-C the queued predictions are dropped; the running ones end within their timeout.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return batch
