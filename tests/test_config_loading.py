@@ -70,3 +70,11 @@ def test_api_key_never_reaches_the_config_dump(tmp_path):
     dumped = dump_config(config)
     assert "sk-verysecretvalue" not in dumped
     assert redact({"api_key": "x", "max_output_tokens": 3}) == {"api_key": "***redacted***", "max_output_tokens": 3}
+
+
+def test_overrides_reach_into_lists(tmp_path):
+    path = write(tmp_path, "list.yaml", "agent: {model: {type: switching, models: [{model: {name: a}}, {model: {name: b}}], switch: {type: step_count, step: 1}}}\n")
+    config = build_config(RunSingleConfig, [path], [("agent.model.models.1.model.per_instance_call_limit", 4)])
+    assert config.agent.model.models[1].model.per_instance_call_limit == 4
+    with pytest.raises(ConfigError, match="not an index"):
+        build_config(RunSingleConfig, [path], [("agent.model.models.5.model.name", "c")])

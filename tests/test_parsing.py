@@ -216,6 +216,29 @@ def test_tool_command_lines_reach_the_executable_as_the_declared_words(call, tmp
     assert _argv_via_bash(action, tmp_path) == expected
 
 
+def test_a_typed_line_becomes_a_tool_call_only_when_it_runs_exactly_like_that_call():
+    """Random lines full of quoting, escapes and shell syntax: what bash passes the tool for the typed line and
+    for the recognised call's own command line must be the same words."""
+    rng = random.Random(11)
+    plain = ["a", "é", "x.py", "--new_str", "'x y'", '"q r"', '"a\\"b"', "'\\$ `'", "\\ ", "\\'", '"\\\\"', "'\n'", '"\n"']
+    hostile = ["'", '"', "\\", "$x", '"\\$"', "`", "*", "~", "#", ";", "|", " > f", "\n"]
+    probe = "str_replace_editor() { printf '%s\\0' \"$@\"; }\n"
+    recognised = 0
+    for _ in range(150):
+        old, new = ("".join(rng.choice(plain if rng.random() < 0.85 else hostile) for _ in range(rng.randint(1, 3)))
+                    for _ in range(2))
+        line = f"str_replace_editor str_replace /p --old_str {old} --new_str {new}"
+        call = action_to_call(line, COMMANDS)
+        if call.name == "bash":
+            assert call.arguments == {"command": line}
+            continue
+        recognised += 1
+        typed, canonical = (subprocess.run(["bash", "-c", probe + text], capture_output=True, text=True, check=True).stdout
+                            for text in (line, call_to_action(call, COMMANDS)))
+        assert typed == canonical and typed.startswith("str_replace\0/p\0--old_str\0")
+    assert 30 <= recognised <= 140
+
+
 def test_bash_actions_run_verbatim_and_stay_bash_calls():
     for command in [HEREDOC, "ls | wc -l", "echo $HOME > out.txt", "cd /testbed; submit", "FOO=1 python x.py", "bash -c 'ls'"]:
         assert call_to_action(ToolCall("bash", {"command": command}), COMMANDS) == command

@@ -64,6 +64,30 @@ def _merge(base: dict[str, Any], update: dict[str, Any], origin: str, origins: d
             origins[path] = origin
 
 
+def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    """Set `a.b.0.c` in nested dicts and lists (a number indexes a list that already exists)."""
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{COMMAND_LINE}: key '{'.'.join(parts)}': '{part}' is not an index of the list at '{'.'.join(parts[:depth])}'")
+            node = node[int(part)]
+            continue
+        child = node.get(part)
+        if not isinstance(child, (dict, list)):
+            child = node[part] = {}
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"{COMMAND_LINE}: key '{'.'.join(parts)}': '{last}' is not an index of the list")
+        node[int(last)] = value
+    elif isinstance(node.get(last), dict) and isinstance(value, dict):
+        node[last] = {**node[last], **value}
+    else:
+        node[last] = value
+
+
 def load_yaml_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
@@ -131,11 +155,8 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
             raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
         _merge(merged, data, str(path), origins)
     for key, value in overrides:
-        parts = key.split(".")
-        nested: Any = value
-        for part in reversed(parts):
-            nested = {part: nested}
-        _merge(merged, nested, COMMAND_LINE, origins)
+        _set_path(merged, key.split("."), value)
+        origins[tuple(key.split("."))] = COMMAND_LINE
     for key in ignore_keys:
         merged.pop(key, None)
     try:

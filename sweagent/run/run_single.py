@@ -89,9 +89,17 @@ def dump_config(config: BaseModel) -> str:
     return json.dumps(redact(config.model_dump(mode="json")))
 
 
+def _with_problem_statement(replay_config: str | None, problem: ProblemSource) -> str:
+    """SWE-agent 1.x records the task as `problem_statement: {text, id}` in replay_config; downstream stages read it."""
+    data = json.loads(replay_config) if replay_config else {}
+    data["problem_statement"] = {"type": "text", "text": problem.problem_statement, "id": problem.id}
+    return json.dumps(data)
+
+
 def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, *, output_dir: Path,
             traj_id: str, replay_config: str | None, seed: int = 0) -> Trajectory:
     """Run one rollout and write its .traj, .pred and .patch; the trajectory is readable even after a crash."""
+    replay_config = _with_problem_statement(replay_config, problem)
     run_dir = output_dir / traj_id
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / f"{traj_id}.info.log")

@@ -4,11 +4,12 @@ Every action has one canonical form, `ToolCall(name, arguments, id)`. Each parse
 (thought, call) and renders (thought, call) back into an answer of its format, so a history can move between
 native tool calls, XML function calls and fenced shell blocks when a rollout switches models or becomes SFT data.
 
-The environment runs `call_to_action(call)`. The command-line rule, which the tool bundles' executables accept:
-`bash` runs its `command` verbatim; any other tool runs as `name` followed by its arguments in the order the
-bundle declares them, required ones positional, optional ones as `--name value`, every word shell-quoted;
-arrays give one word per item (`--view_range 1 20`), optional booleans are a bare flag when true (`--force`)
-and absent when false. `action_to_call` is the inverse, so text actions become native calls and back.
+The environment runs `call_to_action(call)`. The command-line rule: `bash` runs its `command` verbatim; any other
+tool runs as `name` followed by its arguments in the order the bundle declares them, required ones positional,
+optional ones as `--name value`, every word shell-quoted; arrays give one word per item (`--view_range 1 20`),
+optional booleans are a bare flag when true (`--force`) and absent when false. The bundles' executables must take
+the word after `--name` as its value even when it starts with `-` (plain argparse does not). `action_to_call` is
+the inverse, so text actions become native calls and back.
 """
 
 from __future__ import annotations
@@ -114,56 +115,64 @@ def validate_call(name: str, arguments: dict[str, Any], commands: list[Command],
     JSON null and `false` for an optional boolean both mean "absent", so every action has one canonical form.
     """
     command = _find_command(name, commands)
-    known = {arg.name for arg in command.arguments}
-    unknown = sorted(set(arguments) - known)
+    checked: dict[str, Any] = {}
+    missing = []
+    for arg in command.arguments:
+        value = arguments.get(arg.name)
+        if value is None:
+            if arg.required:
+                missing.append(arg.name)
+            continue
+        value = value if arg.type == "string" and isinstance(value, str) and not arg.enum else _coerce(command, arg, value)
+        if value is not False or arg.required or arg.type != "boolean":
+            checked[arg.name] = value
+    unknown = sorted(arguments.keys() - {arg.name for arg in command.arguments})
     if unknown:
-        raise FormatError(f"unknown parameter(s) {', '.join(unknown)} for '{name}'; its parameters are: {', '.join(sorted(known)) or '(none)'}")
-    missing = [arg.name for arg in command.arguments if arg.required and arguments.get(arg.name) is None]
+        known = ", ".join(sorted(arg.name for arg in command.arguments)) or "(none)"
+        raise FormatError(f"unknown parameter(s) {', '.join(unknown)} for '{name}'; its parameters are: {known}")
     if missing:
         raise FormatError(f"missing required parameter(s) {', '.join(missing)} for '{name}'")
-    checked: dict[str, Any] = {}
-    for arg in command.arguments:
-        if arguments.get(arg.name) is None:
-            continue
-        value = _coerce(command, arg, arguments[arg.name])
-        if arg.type == "boolean" and not arg.required and value is False:
-            continue
-        checked[arg.name] = value
     return ToolCall(name=name, arguments=checked, id=call_id)
 
 
 # ---- the command line -------------------------------------------------------------------------------------------
 
-_SHELL_SPECIAL = frozenset(";&|<>()$`*?[]{}~#!\n\r")
+# One piece of a shell word that bash only unquotes (plain characters exclude blanks, quotes, operators,
+# redirections, expansions, globs and comments).
+_WORD_PIECE = (
+    r"""[^\s'"\\;&|<>()$`*?\[\]{}~#!]+"""  # plain characters
+    r"|\\[^\n]"  # a backslash escape
+    r"|'[^']*'"  # a single-quoted string
+    r'|"(?:[^"\\$`]|\\[^$`\n])*"'  # a double-quoted string without $ or backtick expansion
+)
+_WORD = re.compile(f"(?:{_WORD_PIECE})+")
+_PIECE = re.compile(_WORD_PIECE)
+_BLANKS = re.compile(r"[ \t]*")
+_DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
+_QUOTING = re.compile(r"""['"\\]""")
+
+
+def _unquote(piece: str) -> str:
+    if piece[0] == "'":
+        return piece[1:-1]
+    if piece[0] == '"':
+        return _DOUBLE_QUOTED_ESCAPE.sub(r"\1", piece[1:-1])
+    return piece[1] if piece[0] == "\\" else piece
 
 
 def _shell_words(line: str) -> list[str] | None:
     """The words bash would pass to one simple command, or None when bash would do more than split and unquote
-    (operators, redirections, expansions, globs, comments, line continuations)."""
-    quote = ""
-    index = 0
-    while index < len(line):
-        char = line[index]
-        following = line[index + 1 : index + 2]
-        if quote == "'":
-            quote = "" if char == "'" else quote
-        elif quote == '"':
-            if char == '"':
-                quote = ""
-            elif char in "$`" or (char == "\\" and following in ("$", "`", "\n")):
-                return None
-            elif char == "\\":
-                index += 1
-        elif char in "'\"":
-            quote = char
-        elif char == "\\":
-            if following in ("\n", ""):
-                return None
-            index += 1
-        elif char in _SHELL_SPECIAL:
+    (operators, redirections, expansions, globs, comments, several lines)."""
+    words = []
+    position = _BLANKS.match(line).end()
+    while position < len(line):
+        word = _WORD.match(line, position)
+        if word is None:
             return None
-        index += 1
-    return None if quote else shlex.split(line)
+        text = word.group()
+        words.append("".join(_unquote(piece) for piece in _PIECE.findall(text)) if _QUOTING.search(text) else text)
+        position = _BLANKS.match(line, word.end()).end()
+    return words
 
 
 def _text(value: Any) -> str:
@@ -172,16 +181,20 @@ def _text(value: Any) -> str:
 
 def call_to_action(call: ToolCall, commands: list[Command]) -> str:
     """The shell command line that runs `call` (the module docstring states the rule)."""
+    return _command_line(call if call.name == BASH else validate_call(call.name, call.arguments, commands), commands)
+
+
+def _command_line(call: ToolCall, commands: list[Command]) -> str:
+    """`call_to_action` for a call that `validate_call` already checked."""
     if call.name == BASH:
         return str(call.arguments.get("command", ""))
-    checked = validate_call(call.name, call.arguments, commands).arguments
     command = _find_command(call.name, commands)
     options = {f"--{arg.name}" for arg in command.arguments if not arg.required}
     words = [shlex.quote(call.name)]
     for arg in command.arguments:
-        if arg.name not in checked:
+        if arg.name not in call.arguments:
             continue
-        value = checked[arg.name]
+        value = call.arguments[arg.name]
         if arg.required and isinstance(value, str) and value in options:
             raise FormatError(f"parameter '{arg.name}' of '{call.name}' cannot be {value!r}: that is the name of an option")
         if not arg.required:
@@ -296,7 +309,7 @@ class FunctionCallingParser(_Parser):
         if not isinstance(arguments, dict):
             raise FormatError(f"the arguments of '{name}' must be a JSON object, got {type(arguments).__name__}")
         call = validate_call(name, arguments, commands, tool_calls[0].get("id"))
-        return ParsedOutput(thought=content or "", call=call, action=call_to_action(call, commands))
+        return ParsedOutput(thought=content or "", call=call, action=_command_line(call, commands))
 
     def render(self, thought: str, call: ToolCall, commands: list[Command]) -> RenderedOutput:
         checked = validate_call(call.name, call.arguments, commands)
@@ -371,7 +384,7 @@ class XMLFunctionCallingParser(_Parser):
         arguments = self._parameters(command, body)
         call = validate_call(command.name, arguments, commands)
         thought = (text[: opening.start()] + text[end + len(_FUNCTION_CLOSE) :]).strip()
-        return ParsedOutput(thought=thought, call=call, action=call_to_action(call, commands))
+        return ParsedOutput(thought=thought, call=call, action=_command_line(call, commands))
 
     @staticmethod
     def _parameters(command: Command, body: str) -> dict[str, str]:

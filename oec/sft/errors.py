@@ -1,0 +1,5 @@
+"""The one error type of this stage: bad input, reported by the CLI in one line with exit status 2."""
+
+
+class SFTError(ValueError):
+    """Bad input for the SFT conversion; the message names the file or option, the key and what was expected."""
