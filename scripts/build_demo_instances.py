@@ -135,27 +135,37 @@ def run_baseline(profile: RepoProfile, scratch: Path) -> Baseline:
     return Baseline(passing, timeout_s=max(30.0, 10 * result.duration_s))
 
 
-def validate(
-    profile: RepoProfile, instance_id: str, patch: str, baseline: Baseline, scratch: Path, max_f2p: int
-) -> dict:
-    """Sandbox verdict for one bug: `{"accepted": bool, "reason": str, "instance": {...} | None}`."""
+def validate(profile: RepoProfile, instance_id: str, patch: str, baseline: Baseline, scratch: Path, max_f2p: int) -> dict:
+    """Sandbox verdict for one bug: accepted or the reason not, its FAIL_TO_PASS/PASS_TO_PASS and the buggy log."""
     draft = TaskInstance(instance_id=instance_id, repo=profile.repo, patch=patch, source=profile.source)
     workspace = build_workspace(draft, scratch / instance_id, hide_fail_to_pass_tests=False)
     buggy = run_tests(workspace.path, profile, timeout=baseline.timeout_s)
     reason = _rejection(buggy, baseline, max_f2p)
     if reason:
-        return {"accepted": False, "reason": reason, "instance": None}
+        return {"accepted": False, "reason": reason}
     draft.FAIL_TO_PASS = sorted(t for t in baseline.passing if t in buggy.failed())
     draft.PASS_TO_PASS = sorted(t for t in baseline.passing if t in buggy.passed())
     apply_patch(workspace.path, patch, reverse=True, what=f"{instance_id}: reverse patch")
     fixed = run_tests(workspace.path, profile, timeout=baseline.timeout_s)
     if not is_resolved(grade(draft, fixed.statuses)):
-        return {"accepted": False, "reason": "the reverse patch does not resolve it", "instance": None}
-    draft.problem_statement = write_problem_statement(
+        return {"accepted": False, "reason": "the reverse patch does not resolve it"}
+    return {
+        "accepted": True, "reason": "", "FAIL_TO_PASS": draft.FAIL_TO_PASS, "PASS_TO_PASS": draft.PASS_TO_PASS,
+        "log": buggy.output,
+    }
+
+
+def to_instance(profile: RepoProfile, instance_id: str, patch: str, verdict: dict) -> dict:
+    """The instance row of an accepted bug, its problem statement written from the buggy tree's test log."""
+    statement = write_problem_statement(
         package=profile.source.package, version=profile.source.version, instance_id=instance_id,
-        failing_tests=draft.FAIL_TO_PASS, log=buggy.output,
+        failing_tests=verdict["FAIL_TO_PASS"], log=verdict["log"],
     )
-    return {"accepted": True, "reason": "", "instance": draft.model_dump(mode="json")}
+    instance = TaskInstance(
+        instance_id=instance_id, repo=profile.repo, patch=patch, FAIL_TO_PASS=verdict["FAIL_TO_PASS"],
+        PASS_TO_PASS=verdict["PASS_TO_PASS"], problem_statement=statement, image_name=None, source=profile.source,
+    )
+    return instance.model_dump(mode="json")
 
 
 def _rejection(buggy: SuiteResult, baseline: Baseline, max_f2p: int) -> str:
@@ -172,12 +182,18 @@ def _rejection(buggy: SuiteResult, baseline: Baseline, max_f2p: int) -> str:
     return ""
 
 
+_VERDICT_FORMAT = 2
+"""Bump when the fields of a cached verdict change, so old verdicts are not read."""
+
+
 class VerdictCache:
     """Per-candidate verdicts on disk, so a rerun skips the sandbox for bugs already judged."""
 
     def __init__(self, profile: RepoProfile, seed: int, max_f2p: int, enabled: bool):
-        settings = json.dumps([profile.model_dump(mode="json"), seed, max_f2p], sort_keys=True)
-        self.folder = cache_root() / "demo-build" / f"{profile.repo}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
+        # The test environment is part of the key: a change to it (e.g. its variables) calls for new verdicts.
+        settings = [_VERDICT_FORMAT, profile.model_dump(mode="json"), profile.sandbox_env(), seed, max_f2p]
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        self.folder = cache_root() / "demo-build" / f"{profile.repo}-{digest}"
         self.enabled = enabled
 
     def _path(self, instance_id: str) -> Path:
@@ -223,7 +239,7 @@ def build_repo(args: argparse.Namespace, profile: RepoProfile, progress: Progres
                 per_modifier[candidate.modifier.name] += 1
                 used_functions.add(function)
                 progress.advance(task)
-                yield verdict["instance"]
+                yield to_instance(profile, instance_id, patch, verdict)
         progress.update(task, description=f"{profile.repo}: {accepted} instances from {tried} candidates")
 
 

@@ -1,0 +1,138 @@
+"""Repository profiles: everything needed to build and test one repository without docker.
+
+A profile plays the role of a SWE-smith `RepoProfile` for a pristine tree that comes from a pinned PyPI sdist
+instead of a docker image: where the importable code lives (flat or `src/` layout), which test command prints
+per-test results, which exact test dependencies its virtual environment gets, and which log parser grades it.
+Task instances name their profile in `repo`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from swebench.harness.log_parsers.python import parse_log_pytest
+
+from sweagent.environment.repo_venv import ensure_test_venv
+from sweagent.instance import PyPISdistSource
+
+DEFAULT_MOUNT = "/testbed"
+"""Where the sandbox shows the workspace; SWE-smith's images use the same path."""
+
+# pytest 8 reports a unittest test whose `subTest` fails as FAILED; pytest 9 reports the subtest on its own line
+# and the test itself as PASSED, which a per-test grader would read as a pass.
+PYTEST_TEST_DEPS = ("pytest==8.3.5", "pluggy==1.5.0", "iniconfig==2.0.0", "packaging==24.2")
+
+# -rA prints one `STATUS test_id` line per test, which `parse_log_pytest` reads; --tb=short keeps the
+# assertion messages that problem statements quote; no cache provider, so test runs leave no files behind.
+# setarch turns address randomisation off: object ids, and the order of sets hashed by them (any set holding
+# None), are then the same on every run, so a tree's test log is reproducible (PYTHONHASHSEED does the rest).
+PYTEST_COMMAND = 'setarch "$(uname -m)" --addr-no-randomize python -m pytest -rA --tb=short --color=no -p no:cacheprovider'
+
+LOG_PARSERS: dict[str, Callable[[str], dict[str, str]]] = {
+    "pytest": lambda log: parse_log_pytest(log, None),
+}
+
+
+class RepoProfileError(ValueError):
+    """An unknown repository name; the message lists the known ones."""
+
+
+class RepoProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repo: str
+    """The name instances use in their `repo` field and as the first part of their instance ids."""
+    source: PyPISdistSource
+    """The pinned sdist whose tree is the pristine repository."""
+    code_root: str = "."
+    """Folder (relative to the repository root) put on PYTHONPATH: "." for a flat layout, "src" for a src layout."""
+    test_command: str = PYTEST_COMMAND
+    """Runs the tests; test files are appended. Must print one status line per test for `log_parser`."""
+    test_paths: tuple[str, ...]
+    """What the test command runs when no test files are named: the whole suite."""
+    source_paths: tuple[str, ...]
+    """The package's code (folders or files, relative to the root): where procedural bugs may be planted."""
+    test_deps: tuple[str, ...] = PYTEST_TEST_DEPS
+    """Exact pins installed (without their dependencies, so the set is complete and reproducible) in the test venv."""
+    log_parser: Literal["pytest"] = "pytest"
+    """Key in LOG_PARSERS of the parser that turns a test log into {test id: status}."""
+    test_timeout_s: float = 120.0
+    """Upper bound for one run of the whole suite."""
+    python: str = Field(default_factory=lambda: f"{sys.version_info.major}.{sys.version_info.minor}")
+    """Python version the test venv is created with (the one running OEC)."""
+
+    def parse_log(self, log: str) -> dict[str, str]:
+        """Per-test status (`PASSED`, `FAILED`, `ERROR`, `SKIPPED`, `XFAIL`) read from a test log."""
+        return LOG_PARSERS[self.log_parser](log)
+
+    def tests_command(self, test_files: Sequence[str] = ()) -> str:
+        """The shell command that runs `test_files` (or the whole suite when none are given)."""
+        targets = list(test_files) or list(self.test_paths)
+        return f"{self.test_command} {' '.join(shlex.quote(target) for target in targets)}"
+
+    def pythonpath(self, mount: str = DEFAULT_MOUNT) -> str:
+        """PYTHONPATH that makes the workspace's code importable without installing it."""
+        return str(PurePosixPath(mount) / self.code_root) if self.code_root != "." else mount
+
+    def venv_key(self) -> str:
+        """Names the test venv: it changes whenever the Python version or a pinned test dependency changes."""
+        digest = hashlib.sha256("\n".join([self.python, *sorted(self.test_deps)]).encode()).hexdigest()
+        return f"{self.repo}-py{self.python}-{digest[:12]}"
+
+    def sandbox_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
+        """Environment for commands in a sandboxed workspace of this repository (builds the test venv once)."""
+        return ensure_test_venv(self).env(self.pythonpath(mount))
+
+    def sandbox_ro_binds(self) -> list[str]:
+        """Host paths the sandbox must show read-only: the test venv, which may sit under the hidden home."""
+        return [str(ensure_test_venv(self).path)]
+
+
+def file_of_test(test_id: str) -> str:
+    """The file part of a pytest test id (`tests/test_x.py::Class::test_y` -> `tests/test_x.py`)."""
+    return test_id.split("::", 1)[0]
+
+
+def files_of_tests(test_ids: Sequence[str]) -> list[str]:
+    """Sorted, distinct test files of some test ids, as SWE-smith's `get_test_files` computes them."""
+    return sorted({file_of_test(test_id) for test_id in test_ids})
+
+
+def _sdist_profile(package: str, version: str, sha256: str, **settings: object) -> RepoProfile:
+    """A profile named after its PyPI package, whose pristine tree is the sdist `<package>-<version>.tar.gz`."""
+    source = PyPISdistSource(package=package, version=version, sha256=sha256, filename=f"{package}-{version}.tar.gz")
+    return RepoProfile(repo=package, source=source, **settings)
+
+
+REPO_PROFILES: dict[str, RepoProfile] = {
+    profile.repo: profile
+    for profile in (
+        _sdist_profile(
+            "addict", "2.4.0", "b3b2210e0e067a281f5646c8c5db92e99b7231ea8b0eb5f74dbdf9e259d4e494",
+            test_paths=("test_addict.py",), source_paths=("addict",), test_timeout_s=60.0,
+        ),
+        _sdist_profile(
+            "toolz", "1.0.0", "2c86e3d9a04798ac556793bced838816296a2f085017664e4995cb40a1047a02",
+            test_paths=("toolz/tests",), source_paths=("toolz", "tlz"), test_timeout_s=60.0,
+        ),
+        _sdist_profile(
+            "boltons", "24.1.0", "4a49b7d57ee055b83a458c8682a2a6f199d263a8aa517098bda9bab813554b87",
+            test_paths=("tests",), source_paths=("boltons",),
+        ),
+    )
+}
+
+
+def get_profile(repo: str) -> RepoProfile:
+    """The profile an instance's `repo` names."""
+    try:
+        return REPO_PROFILES[repo]
+    except KeyError:
+        known = ", ".join(sorted(REPO_PROFILES))
+        raise RepoProfileError(f"unknown repository profile '{repo}': expected one of {known}") from None

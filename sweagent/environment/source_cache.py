@@ -1,0 +1,118 @@
+"""Pinned PyPI sdists as pristine repository trees, downloaded once and verified by sha256.
+
+Layout under `$OEC_CACHE` (default `~/.cache/oec`): `sdists/<file>` (the verified archive) and
+`trees/<package>-<version>-<sha256 prefix>/` (its extracted contents). Both appear atomically (temporary name,
+then rename), so a killed build never leaves a half-written file or tree that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from sweagent.instance import PyPISdistSource
+
+_ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
+
+
+class SourceError(ValueError):
+    """The pinned source cannot be fetched or does not match its pin; the build must stop."""
+
+
+def cache_root() -> Path:
+    """`$OEC_CACHE` or `~/.cache/oec`: outside the repository, shared by every run on this machine."""
+    return Path(os.environ.get("OEC_CACHE") or Path.home() / ".cache" / "oec").expanduser()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: Path, source: PyPISdistSource) -> None:
+    """Stop with an error naming the package and both hashes when `path` is not the pinned file."""
+    actual = file_sha256(path)
+    if actual != source.sha256.lower():
+        raise SourceError(
+            f"{source.package}=={source.version}: sdist {path.name} has sha256 {actual}, "
+            f"expected {source.sha256} (key 'source.sha256'); refusing to use it"
+        )
+
+
+def _download(source: PyPISdistSource, into: Path) -> Path:
+    """Let pip pick and download the sdist; return the downloaded file."""
+    command = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+        "--no-deps", "--no-binary", ":all:", f"{source.package}=={source.version}", "--dest", str(into),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise SourceError(f"{source.package}=={source.version}: pip could not download the sdist: {' '.join(tail)}")
+    archives = sorted(p for p in into.iterdir() if p.name.endswith(_ARCHIVE_SUFFIXES))
+    if source.filename is not None:
+        archives = [p for p in archives if p.name == source.filename]
+    if len(archives) != 1:
+        found = ", ".join(p.name for p in into.iterdir()) or "nothing"
+        want = source.filename or "one sdist archive"
+        raise SourceError(f"{source.package}=={source.version}: expected {want} from pip, got {found}")
+    return archives[0]
+
+
+def fetch_sdist(source: PyPISdistSource) -> Path:
+    """The verified sdist archive in the cache, downloaded with pip the first time."""
+    sdists = cache_root() / "sdists"
+    sdists.mkdir(parents=True, exist_ok=True)
+    if source.filename is not None and (sdists / source.filename).is_file():
+        cached = sdists / source.filename
+        verify_sha256(cached, source)
+        return cached
+    with tempfile.TemporaryDirectory(dir=sdists, prefix=".download-") as tmp:
+        downloaded = _download(source, Path(tmp))
+        verify_sha256(downloaded, source)
+        target = sdists / downloaded.name
+        os.replace(downloaded, target)
+    return target
+
+
+def _extract(archive: Path, into: Path) -> None:
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(into)
+    else:
+        with tarfile.open(archive) as tarred:
+            tarred.extractall(into, filter="data")
+
+
+def pristine_tree(source: PyPISdistSource) -> Path:
+    """The extracted sdist (read it, never modify it: every workspace copies from here)."""
+    trees = cache_root() / "trees"
+    final = trees / f"{source.package}-{source.version}-{source.sha256[:12]}"
+    if final.is_dir():
+        return final
+    archive = fetch_sdist(source)
+    trees.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=trees, prefix=".extract-"))
+    try:
+        _extract(archive, tmp)
+        entries = list(tmp.iterdir())
+        # An sdist holds one top-level folder `<name>-<version>/`; that folder is the repository root.
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp
+        try:
+            os.rename(root, final)
+        except OSError:
+            if not final.is_dir():  # another process won the race when the tree now exists
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -1,0 +1,66 @@
+"""The server process: llama.cpp (through xllamacpp) serving one GGUF behind an OpenAI-compatible API.
+
+`server.py` spawns this module as its own process, so the CLI that started it can exit and `stop` can end it.
+It writes a ready file with the bound port once the model is loaded and listening, then sleeps until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sweagent.utils.files import write_json_atomic
+
+HOST = "127.0.0.1"
+PROMPT_CACHE_RAM_MIB = 2048
+"""llama.cpp keeps evicted prompt prefixes in RAM (8 GiB by default); two servers must share 24 GiB with the agents."""
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sweagent.local_models.serve", description=__doc__)
+    parser.add_argument("--name", required=True, help="role of the model (student or expert), for the logs")
+    parser.add_argument("--alias", required=True, help="model id the API reports and accepts")
+    parser.add_argument("--model_path", required=True, type=Path)
+    parser.add_argument("--port", required=True, type=int, help="0 lets the kernel pick a free port")
+    parser.add_argument("--ctx", required=True, type=int)
+    parser.add_argument("--threads", required=True, type=int)
+    parser.add_argument("--ready_file", required=True, type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    # Block the stop signals before llama.cpp starts its threads, so only our sigwait below receives them.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+
+    import xllamacpp  # imported here: loading the native library is the slow part of a CLI call
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(args.model_path)
+    params.model_alias = {args.alias}
+    params.hostnames = [HOST]
+    params.port = args.port
+    params.n_ctx = args.ctx
+    params.n_parallel = 1
+    params.cpuparams.n_threads = args.threads
+    params.cpuparams_batch.n_threads = args.threads
+    params.cache_prompt = True
+    params.cache_ram_mib = PROMPT_CACHE_RAM_MIB
+    params.ui = False
+    server = xllamacpp.Server(params)  # returns once the model is loaded and the HTTP server listens
+
+    address = server.listening_address
+    write_json_atomic(args.ready_file, {"url": address, "port": int(address.rsplit(":", 1)[1]), "pid": os.getpid()})
+    print(f"[serve-local] {args.name} ready at {address} (alias {args.alias})", flush=True)
+    received = signal.sigwait(stop_signals)
+    print(f"[serve-local] {args.name} stopping on {signal.Signals(received).name}", flush=True)
+    del server  # lets llama.cpp finish its main loop and free the model before we exit
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

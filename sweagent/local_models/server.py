@@ -1,0 +1,298 @@
+"""Start, reuse, inspect and stop the local model servers (the embedded stand-ins for vLLM and Claude).
+
+Each server runs `sweagent.local_models.serve` in its own session and is recorded in a state file
+(`<state_dir>/<name>.json`: URL, PID, model path, port). A server is ours only while its PID still runs that module
+with the start time we recorded, so `stop` never signals a process that merely inherited a recycled PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+
+from sweagent.local_models.catalog import LocalModelError, cache_root, get_spec
+from sweagent.local_models.locking import exclusive_lock
+from sweagent.local_models.serve import HOST
+from sweagent.local_models.weights import check_gguf, ensure_weights
+from sweagent.utils.files import write_json_atomic
+
+SERVE_MODULE = "sweagent.local_models.serve"
+START_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 30.0
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+# Health checks go straight to loopback, whatever proxy the environment configures.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ServerInfo(BaseModel):
+    """A running local server, as recorded in its state file."""
+
+    name: str
+    model_alias: str
+    """Model id to send: `openai/<model_alias>` in litellm, `model=<model_alias>` in the openai client."""
+    url: str
+    port: int
+    pid: int
+    pid_start_ticks: int
+    """Kernel start time of `pid`; tells our server apart from a later process that reuses the PID."""
+    model_path: str
+    ctx: int
+    threads: int
+    log_path: str
+    started_by_us: bool = False
+    """True when this call started the server (not stored: every later reader finds it already running)."""
+
+    @property
+    def api_base(self) -> str:
+        """OpenAI-compatible base URL for litellm's `api_base` or the openai client's `base_url`."""
+        return f"{self.url}/v1"
+
+    @property
+    def litellm_model(self) -> str:
+        return f"openai/{self.model_alias}"
+
+
+class ServerStatus(BaseModel):
+    name: str
+    state: Literal["running", "dead", "stopped"]
+    """running: ours and healthy; dead: recorded but gone or not answering; stopped: nothing recorded."""
+    info: ServerInfo | None = None
+
+
+def default_threads() -> int:
+    """All cores this process may use: llama.cpp on CPU scales with cores, and the machine is ours to use."""
+    return len(os.sched_getaffinity(0))
+
+
+def ensure_server(
+    name: str,
+    *,
+    port: int | None = None,
+    model_path: str | Path | None = None,
+    ctx: int | None = None,
+    threads: int | None = None,
+    state_dir: Path | None = None,
+    timeout: float = START_TIMEOUT_S,
+) -> ServerInfo:
+    """The running server for `name`, starting it (and fetching its weights) when none is healthy.
+
+    Options left as None accept whatever a running server uses; an explicit one that differs is an error, so a
+    caller never silently talks to a model other than the one it asked for.
+    """
+    spec = get_spec(name)
+    for option, value in (("ctx", ctx), ("threads", threads)):
+        if value is not None and value < 1:
+            raise LocalModelError(f"--{option} {value}: expected a positive number")
+    state_dir = _state_dir(state_dir)
+    with exclusive_lock(state_dir / f".{name}.lock"):
+        current = _read_state(state_dir, name)
+        if current is not None:
+            if _is_healthy(current):
+                _check_compatible(current, port=port, model_path=model_path, ctx=ctx, threads=threads)
+                return current
+            _terminate(current)
+            _state_path(state_dir, name).unlink(missing_ok=True)
+        resolved = check_gguf(Path(model_path)) if model_path is not None else ensure_weights(spec)
+        info = _spawn(
+            name,
+            alias=spec.name,
+            model_path=resolved,
+            port=_choose_port(port, spec.default_port),
+            ctx=ctx if ctx is not None else spec.default_ctx,
+            threads=threads if threads is not None else default_threads(),
+            state_dir=state_dir,
+            timeout=timeout,
+        )
+        write_json_atomic(_state_path(state_dir, name), info.model_dump(exclude={"started_by_us"}))
+        return info.model_copy(update={"started_by_us": True})
+
+
+def stop_server(name: str, *, state_dir: Path | None = None) -> bool:
+    """End the server recorded for `name` if it is still ours; True when a process was stopped."""
+    get_spec(name)
+    state_dir = _state_dir(state_dir)
+    with exclusive_lock(state_dir / f".{name}.lock"):
+        current = _read_state(state_dir, name)
+        if current is None:
+            return False
+        stopped = _terminate(current)
+        _state_path(state_dir, name).unlink(missing_ok=True)
+        return stopped
+
+
+def server_status(name: str, *, state_dir: Path | None = None) -> ServerStatus:
+    get_spec(name)
+    current = _read_state(_state_dir(state_dir), name)
+    if current is None:
+        return ServerStatus(name=name, state="stopped")
+    return ServerStatus(name=name, state="running" if _is_healthy(current) else "dead", info=current)
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    return Path(state_dir) if state_dir is not None else cache_root() / "servers"
+
+
+def _state_path(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.json"
+
+
+def _read_state(state_dir: Path, name: str) -> ServerInfo | None:
+    path = _state_path(state_dir, name)
+    if not path.exists():
+        return None
+    try:
+        return ServerInfo.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError, ValidationError) as exc:
+        raise LocalModelError(f"{path}: unreadable server state ({exc}); delete the file and start again") from None
+
+
+def _check_compatible(current: ServerInfo, **wanted: object) -> None:
+    if wanted["model_path"] is not None:
+        wanted["model_path"] = str(Path(wanted["model_path"]).expanduser().resolve())
+    for key, value in wanted.items():
+        if value is not None and value != getattr(current, key):
+            raise LocalModelError(
+                f"the {current.name} server already runs at {current.url} with {key}={getattr(current, key)}, "
+                f"not {value}; stop it first (sweagent serve-local stop {current.name})"
+            )
+
+
+def _pid_start_ticks(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process from /proc, or None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _is_ours(info: ServerInfo) -> bool:
+    if _pid_start_ticks(info.pid) != info.pid_start_ticks:
+        return False
+    try:
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return SERVE_MODULE.encode() in cmdline and info.name.encode() in cmdline
+
+
+def _is_healthy(info: ServerInfo) -> bool:
+    return _is_ours(info) and _health_ok(info.url)
+
+
+def _health_ok(url: str) -> bool:
+    try:
+        with _DIRECT.open(f"{url}/health", timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _terminate(info: ServerInfo) -> bool:
+    """SIGTERM our server, SIGKILL it if it lingers; never touch a PID that is no longer our server."""
+    if not _is_ours(info):
+        return False
+    os.kill(info.pid, signal.SIGTERM)
+    if not _wait_gone(info.pid, STOP_TIMEOUT_S) and _is_ours(info):
+        os.kill(info.pid, signal.SIGKILL)
+        _wait_gone(info.pid, STOP_TIMEOUT_S)
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:  # reap it when it is our own child, so it does not linger as a zombie
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if _pid_start_ticks(pid) is None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Like llama.cpp's own listener: connections of a just-stopped server in TIME_WAIT must not block the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _choose_port(requested: int | None, default: int) -> int:
+    """The user's port or a clear error; otherwise the model's usual port, or any free one (0) if it is taken."""
+    if requested is not None:
+        if not 0 < requested < 65536:
+            raise LocalModelError(f"--port {requested}: expected a TCP port between 1 and 65535")
+        if not _port_free(requested):
+            raise LocalModelError(f"--port {requested}: {HOST}:{requested} is already in use; choose another port")
+        return requested
+    return default if _port_free(default) else 0
+
+
+def _spawn(
+    name: str, *, alias: str, model_path: Path, port: int, ctx: int, threads: int, state_dir: Path, timeout: float
+) -> ServerInfo:
+    """Start the server process in its own session and wait until it answers /health."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / f"{name}.log"
+    ready_file = state_dir / f"{name}.ready.json"
+    ready_file.unlink(missing_ok=True)
+    command = [
+        sys.executable, "-m", SERVE_MODULE, "--name", name, "--alias", alias, "--model_path", str(model_path),
+        "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--ready_file", str(ready_file),
+    ]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/", env=env,
+            start_new_session=True,
+        )
+    try:
+        with Console(stderr=True).status(f"starting the {name} server ({model_path.name}, ctx {ctx})"):
+            url = _wait_ready(process, ready_file, log_path, name, timeout)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        ready_file.unlink(missing_ok=True)
+    start_ticks = _pid_start_ticks(process.pid)
+    if start_ticks is None:
+        raise LocalModelError(f"the {name} server (pid {process.pid}) vanished right after starting; see {log_path}")
+    return ServerInfo(
+        name=name, model_alias=alias, url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid,
+        pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, log_path=str(log_path),
+    )
+
+
+def _wait_ready(process: subprocess.Popen, ready_file: Path, log_path: Path, name: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = process.poll()
+        if code is not None:
+            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-8:])
+            raise LocalModelError(f"the {name} server exited with code {code} while starting ({log_path}):\n{tail}")
+        if ready_file.exists():
+            url = json.loads(ready_file.read_text(encoding="utf-8"))["url"]
+            if _health_ok(url):
+                return url
+        time.sleep(0.2)
+    raise LocalModelError(f"the {name} server did not become healthy within {timeout:.0f}s; see {log_path}")

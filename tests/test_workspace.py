@@ -1,0 +1,119 @@
+"""Task workspaces: what the agent starts from, what evaluation starts from, and the pinned sources behind them."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sweagent.environment.repo_profiles import RepoProfileError, files_of_tests, get_profile
+from sweagent.environment.source_cache import SourceError, fetch_sdist, pristine_tree
+from sweagent.environment.tests_runner import run_tests
+from sweagent.environment.workspace import WorkspaceError, build_workspace
+from sweagent.instance import PyPISdistSource, TaskInstance, load_instances
+
+DEMO_INSTANCES = Path(__file__).resolve().parents[1] / "config" / "demo" / "instances.json"
+WRONG_SHA256 = "0" * 64
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def instance() -> TaskInstance:
+    """A committed demo instance whose failing tests live in a file of their own kind (addict's one test module)."""
+    return next(i for i in load_instances(DEMO_INSTANCES) if i.repo == "addict")
+
+
+def test_a_cached_sdist_with_the_wrong_sha256_stops_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OEC_CACHE", str(tmp_path))
+    (tmp_path / "sdists").mkdir()
+    (tmp_path / "sdists" / "addict-2.4.0.tar.gz").write_bytes(b"not the real archive")
+    source = get_profile("addict").source
+    with pytest.raises(SourceError) as error:
+        pristine_tree(source)
+    actual = hashlib.sha256(b"not the real archive").hexdigest()
+    assert f"addict==2.4.0: sdist addict-2.4.0.tar.gz has sha256 {actual}, expected {source.sha256}" in str(error.value)
+    assert not (tmp_path / "trees").exists()
+
+
+@pytest.mark.slow
+def test_a_downloaded_sdist_that_does_not_match_its_pin_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OEC_CACHE", str(tmp_path))
+    pinned = get_profile("addict").source
+    wrong = PyPISdistSource(package="addict", version="2.4.0", sha256=WRONG_SHA256, filename=pinned.filename)
+    with pytest.raises(SourceError, match=f"sha256 {pinned.sha256}, expected {WRONG_SHA256}"):
+        fetch_sdist(wrong)
+    assert list((tmp_path / "sdists").iterdir()) == []
+
+
+def test_an_unknown_repository_names_the_known_ones() -> None:
+    with pytest.raises(RepoProfileError, match="unknown repository profile 'nope': expected one of addict, boltons, toolz"):
+        get_profile("nope")
+
+
+@pytest.mark.slow
+def test_the_agent_workspace_has_the_bug_no_failing_tests_and_one_clean_commit(instance: TaskInstance, tmp_path: Path) -> None:
+    workspace = build_workspace(instance, tmp_path / "repo")
+    repo = workspace.path
+    # The bug is in: its reverse applies cleanly.
+    subprocess.run(["git", "-C", str(repo), "apply", "--reverse", "--check", "-"], input=instance.patch, text=True, check=True)
+    hidden = files_of_tests(instance.FAIL_TO_PASS)
+    assert workspace.hidden_test_files == tuple(hidden) and hidden
+    assert all(not (repo / test_file).exists() for test_file in hidden)
+    assert _git(repo, "status", "--porcelain") == ""
+    # One commit only: no earlier commit from which `git diff` could recover the fix or the tests.
+    assert _git(repo, "rev-list", "--count", "HEAD").strip() == "1"
+    assert _git(repo, "rev-parse", "HEAD").strip() == workspace.base_commit
+    assert _git(repo, "config", "--local", "user.name").strip() == "oec"
+
+
+@pytest.mark.slow
+def test_the_evaluation_variant_keeps_the_failing_tests_as_released(instance: TaskInstance, tmp_path: Path) -> None:
+    workspace = build_workspace(instance, tmp_path / "eval", hide_fail_to_pass_tests=False)
+    pristine = pristine_tree(get_profile(instance.repo).source)
+    assert workspace.hidden_test_files == ()
+    for test_file in files_of_tests(instance.FAIL_TO_PASS):
+        assert (workspace.path / test_file).read_bytes() == (pristine / test_file).read_bytes()
+    subprocess.run(["git", "-C", str(workspace.path), "apply", "--reverse", "--check", "-"], input=instance.patch, text=True, check=True)
+    assert _git(workspace.path, "status", "--porcelain") == ""
+
+
+@pytest.mark.slow
+def test_workspaces_are_deterministic_and_need_no_global_git_identity(
+    instance: TaskInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build_workspace(instance, tmp_path / "a")
+    monkeypatch.setenv("HOME", str(tmp_path / "empty-home"))  # no ~/.gitconfig anywhere
+    second = build_workspace(instance, tmp_path / "b")
+    assert first.base_commit == second.base_commit
+
+
+@pytest.mark.slow
+def test_running_the_tests_in_the_sandbox_leaves_the_agent_diff_empty(instance: TaskInstance, tmp_path: Path) -> None:
+    workspace = build_workspace(instance, tmp_path / "repo", hide_fail_to_pass_tests=False)
+    result = run_tests(workspace.path, workspace.profile, test_files=files_of_tests(instance.FAIL_TO_PASS))
+    assert set(instance.FAIL_TO_PASS) <= result.failed()
+    assert _git(workspace.path, "status", "--porcelain") == ""
+
+
+@pytest.mark.slow
+def test_a_patch_that_does_not_apply_names_the_instance_and_the_key(instance: TaskInstance, tmp_path: Path) -> None:
+    lines = instance.patch.splitlines(keepends=True)
+    first_context = next(i for i, line in enumerate(lines) if line.startswith(" "))
+    lines[first_context] = " this line is not in the released file\n"
+    broken = instance.model_copy(update={"patch": "".join(lines)})
+    with pytest.raises(WorkspaceError, match=f"instance {instance.instance_id}: key 'patch' does not apply"):
+        build_workspace(broken, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_a_non_empty_destination_is_refused(instance: TaskInstance, tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "keep.txt").write_text("user data")
+    with pytest.raises(WorkspaceError, match="must not exist or be an empty folder"):
+        build_workspace(instance, tmp_path / "repo")
+    assert (tmp_path / "repo" / "keep.txt").read_text() == "user data"
