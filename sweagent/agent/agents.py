@@ -67,6 +67,11 @@ class Profile:
     tools: ToolConfig
     history_processors: list[Any] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        bind_tools = getattr(self.model, "bind_tools", None)
+        if bind_tools is not None:  # the oracle answers in whatever format these tools are parsed with
+            bind_tools(self.tools)
+
     @property
     def parser(self) -> Any:
         return self.tools.parse_function

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag
 
+from sweagent.agent.oracle_model import OracleModel, OracleModelConfig
 from sweagent.agent.switching_model import SwitchingModelConfig
 from sweagent.agent.models import LiteLLMModel, LiteLLMModelConfig, Model, ReplayModel, ReplayModelConfig
 
@@ -20,12 +21,17 @@ def _model_type(value: Any) -> str:
 ModelConfig = Annotated[
     Annotated[LiteLLMModelConfig, Tag("litellm")]
     | Annotated[ReplayModelConfig, Tag("replay")]
-    | Annotated[SwitchingModelConfig, Tag("switching")],
+    | Annotated[SwitchingModelConfig, Tag("switching")]
+    | Annotated[OracleModelConfig, Tag("oracle")],
     Discriminator(_model_type),
 ]
 
 
-def get_model(config: LiteLLMModelConfig | ReplayModelConfig, instance_id: str | None = None) -> Model:
+def get_model(config: LiteLLMModelConfig | ReplayModelConfig | OracleModelConfig, instance_id: str | None = None) -> Model:
     if isinstance(config, ReplayModelConfig):
         return ReplayModel(config, instance_id)
+    if isinstance(config, OracleModelConfig):
+        if instance_id is None:
+            raise ValueError("agent.model: the oracle needs a task instance (it knows the instance's fix)")
+        return OracleModel(config, instance_id)
     return LiteLLMModel(config)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sweagent.agent.history_processors import HistoryProcessorConfig
 from sweagent.agent.models import InstanceStats, LiteLLMModelConfig, ReplayModelConfig
+from sweagent.agent.oracle_model import OracleModelConfig
 from sweagent.agent.templates import TemplateConfig
 from sweagent.tools.tools import ToolConfig
 from sweagent.trajectory import ModelInfo, OECInfo
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MemberModelConfig = Annotated[LiteLLMModelConfig | ReplayModelConfig, Field(discriminator="type")]
+MemberModelConfig = Annotated[LiteLLMModelConfig | ReplayModelConfig | OracleModelConfig, Field(discriminator="type")]
 
 
 class SwitchMemberConfig(BaseModel):
@@ -39,7 +40,7 @@ class SwitchMemberConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: MemberModelConfig
-    """The model (litellm or replay)."""
+    """The model (litellm, replay, or oracle for demos)."""
     templates: TemplateConfig | None = None
     """Prompt templates of this model; default: `agent.templates`."""
     tools: ToolConfig | None = None
