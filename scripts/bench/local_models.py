@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json.decoder
+import os
 import statistics
 import tempfile
 import time
@@ -76,23 +77,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     results = {}
     for name in args.models:
         console.print(f"benchmarking {name} ({MODELS[name].model_name}) ...")
         results[name] = bench_model(name, args.prompt_tokens, args.max_tokens, args.repeats)
 
     table = Table(title="local model servers (llama.cpp via xllamacpp, CPU)")
-    for column in ["model", "load s", "prompt tok", "prompt tok/s", "gen tok", "gen tok/s", "follow-up cached/new tok",
-                   "follow-up prompt ms"]:
+    for column in ["model", "load s", "prompt tok", "prompt tok/s", "gen tok", "gen tok/s", "cached/new tok", "follow-up ms"]:
         table.add_column(column, justify="right")
     for name, r in results.items():
         table.add_row(
-            f"{name} ({MODELS[name].model_name})", f"{r['load_s']:.1f}", f"{r['prompt_tokens']:.0f}",
-            f"{r['prompt_tok_per_s']:.0f}", f"{r['generated_tokens']:.0f}", f"{r['gen_tok_per_s']:.1f}",
+            name, f"{r['load_s']:.1f}", f"{r['prompt_tokens']:.0f}", f"{r['prompt_tok_per_s']:.0f}",
+            f"{r['generated_tokens']:.0f}", f"{r['gen_tok_per_s']:.1f}",
             f"{r['followup_cached_tokens']:.0f}/{r['followup_new_prompt_tokens']:.0f}", f"{r['followup_prompt_ms']:.0f}",
         )
     console.print(table)
+    # Throughput on a shared CPU depends on what else runs: print the context the figures were taken in.
+    console.print(f"{os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.1f} at the end; "
+                  + ", ".join(f"{name} = {MODELS[name].model_name}" for name in results))
     if args.out:
         write_json_atomic(args.out, results)
 

@@ -31,6 +31,8 @@ from sweagent.utils.files import write_json_atomic
 SERVE_MODULE = "sweagent.local_models.serve"
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 30.0
+BUSY_GRACE_S = 30.0
+"""How long a live server of ours may miss health checks (a starved CPU) before `ensure_server` replaces it."""
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 # Health checks go straight to loopback, whatever proxy the environment configures.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -66,8 +68,9 @@ class ServerInfo(BaseModel):
 
 class ServerStatus(BaseModel):
     name: str
-    state: Literal["running", "dead", "stopped"]
-    """running: ours and healthy; dead: recorded but gone or not answering; stopped: nothing recorded."""
+    state: Literal["running", "unresponsive", "dead", "stopped"]
+    """running: ours and healthy; unresponsive: ours but not answering /health; dead: recorded but gone;
+    stopped: nothing recorded."""
     info: ServerInfo | None = None
 
 
@@ -99,7 +102,7 @@ def ensure_server(
     with exclusive_lock(state_dir / f".{name}.lock"):
         current = _read_state(state_dir, name)
         if current is not None:
-            if _is_healthy(current):
+            if _is_healthy(current, grace=BUSY_GRACE_S):
                 _check_compatible(current, port=port, model_path=model_path, ctx=ctx, threads=threads)
                 return current
             _terminate(current)
@@ -137,7 +140,9 @@ def server_status(name: str, *, state_dir: Path | None = None) -> ServerStatus:
     current = _read_state(_state_dir(state_dir), name)
     if current is None:
         return ServerStatus(name=name, state="stopped")
-    return ServerStatus(name=name, state="running" if _is_healthy(current) else "dead", info=current)
+    if not _is_ours(current):
+        return ServerStatus(name=name, state="dead", info=current)
+    return ServerStatus(name=name, state="running" if _health_ok(current.url) else "unresponsive", info=current)
 
 
 def _state_dir(state_dir: Path | None) -> Path:
@@ -189,8 +194,16 @@ def _is_ours(info: ServerInfo) -> bool:
     return SERVE_MODULE.encode() in cmdline and info.name.encode() in cmdline
 
 
-def _is_healthy(info: ServerInfo) -> bool:
-    return _is_ours(info) and _health_ok(info.url)
+def _is_healthy(info: ServerInfo, grace: float) -> bool:
+    """Ours and answering /health, allowing a live server `grace` seconds to answer before giving up on it."""
+    deadline = time.monotonic() + grace
+    while _is_ours(info):
+        if _health_ok(info.url):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(1.0)
+    return False
 
 
 def _health_ok(url: str) -> bool:
