@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sweagent.utils.errors import describe_validation_error
 
 
 class InstanceError(ValueError):
@@ -64,9 +65,7 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
         try:
             instances.append(TaskInstance.model_validate(row))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise InstanceError(f"{path}: instance {index}: key '{where}': {first['msg']}") from None
+            raise InstanceError(f"{path}: instance {index}: {describe_validation_error(exc)}") from None
     return instances
 
 

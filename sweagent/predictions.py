@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sweagent.trajectory import split_traj_id
+from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
 
 PREDS_FILE = "preds.json"
@@ -46,8 +47,7 @@ def load_prediction(path: str | Path) -> Prediction:
     except (OSError, json.JSONDecodeError) as exc:
         raise PredictionError(f"{path}: cannot read prediction ({exc})") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise PredictionError(f"{path}: key '{'.'.join(map(str, first['loc']))}': {first['msg']}") from None
+        raise PredictionError(f"{path}: {describe_validation_error(exc)}") from None
     if prediction.traj_id is None and path.stem != prediction.instance_id:
         prediction.traj_id = path.stem
     return prediction
@@ -78,8 +78,7 @@ def load_preds_json(path: str | Path) -> dict[str, Prediction]:
         try:
             prediction = Prediction.model_validate(row)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            raise PredictionError(f"{path}: entry {index}: key '{'.'.join(map(str, first['loc']))}': {first['msg']}") from None
+            raise PredictionError(f"{path}: entry {index}: {describe_validation_error(exc)}") from None
         predictions[prediction.key] = prediction
     return predictions
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sweagent.utils.files import write_json_atomic
+from sweagent.utils.errors import describe_validation_error
 
 ModelRole = Literal["student", "expert"]
 TRAJ_SUFFIX = ".traj"
@@ -158,9 +159,7 @@ def load_trajectory(path: str | Path, default_role: ModelRole = "expert") -> Tra
     try:
         traj = Trajectory.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise TrajectoryError(f"{path}: key '{where}': {first['msg']}") from None
+        raise TrajectoryError(f"{path}: {describe_validation_error(exc)}") from None
     traj.fill_roles(default_role)
     return traj
 

@@ -20,6 +20,7 @@ from sweagent.tools.parsing import FunctionCallingParser, ParseFunction, ParseFu
 from sweagent.tools.tools import ToolConfig
 
 from oec.sft.errors import SFTError
+from sweagent.utils.errors import describe_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROMPT_CONFIG = REPO_ROOT / "config" / "student_inference_prompt.yaml"
@@ -79,9 +80,7 @@ def load_student_prompt(path: str | Path = DEFAULT_PROMPT_CONFIG, style: Style |
     try:
         sections = _PromptSections.model_validate(agent)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise SFTError(f"{path}: key 'agent.{where}': {first['msg']}") from None
+        raise SFTError(f"{path}: {describe_validation_error(exc, 'agent')}") from None
     tools = sections.tools
     if style is not None:
         parser = TypeAdapter(ParseFunctionConfig).validate_python({"type": STYLE_PARSERS[style]})

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sweagent.instance import InstanceError, TaskInstance, load_instances
+from sweagent.utils.errors import describe_validation_error
 
 
 class BatchInstanceSourceConfig(BaseModel):
@@ -62,8 +63,7 @@ class BatchInstanceSourceConfig(BaseModel):
             try:
                 rows.append(TaskInstance.model_validate(row))
             except ValidationError as exc:
-                first = exc.errors()[0]
-                raise InstanceError(f"{self.path}: row {index}: key '{'.'.join(map(str, first['loc']))}': {first['msg']}") from None
+                raise InstanceError(f"{self.path}: row {index}: {describe_validation_error(exc)}") from None
         return rows
 
 

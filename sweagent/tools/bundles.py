@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweagent.tools.commands import Command
+from sweagent.utils.errors import describe_validation_error
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,5 @@ def _read_commands(path: Path, hidden_tools: tuple[str, ...]) -> tuple[Command, 
         try:
             commands.append(Command(name=name, **(spec or {})))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise BundleError(f"{config_file}: key 'tools.{name}.{where}': {first['msg']}") from None
+            raise BundleError(f"{config_file}: {describe_validation_error(exc, f'tools.{name}')}") from None
     return tuple(commands)
