@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sweagent.utils.files import write_json_atomic
 from sweagent.utils.errors import describe_validation_error
+from sweagent.utils.files import write_json_atomic
 
 ModelRole = Literal["student", "expert"]
 TRAJ_SUFFIX = ".traj"

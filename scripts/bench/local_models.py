@@ -26,6 +26,9 @@ from sweagent.local_models import MODELS, ensure_server, ensure_weights, stop_se
 from sweagent.utils.files import write_json_atomic
 
 SYSTEM = "You are a careful software engineer. Answer concisely."
+COLUMNS = (
+    "model", "load s", "prompt tok", "prompt tok/s", "gen tok", "gen tok/s", "cached/new tok", "follow-up ms",
+)
 
 
 def _prompt(run: int, prompt_tokens: int) -> str:
@@ -49,7 +52,8 @@ def bench_model(name: str, prompt_tokens: int, max_tokens: int, repeats: int) ->
             client = OpenAI(base_url=info.api_base, api_key="local")
             cold, follow = [], []
             for run in range(repeats):
-                messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": _prompt(run, prompt_tokens)}]
+                prompt = _prompt(run, prompt_tokens)
+                messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
                 answer, timings = _chat(client, info.model_alias, messages, max_tokens)
                 cold.append(timings)
                 messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": "Now in one line."}]
@@ -84,13 +88,14 @@ def main() -> None:
         results[name] = bench_model(name, args.prompt_tokens, args.max_tokens, args.repeats)
 
     table = Table(title="local model servers (llama.cpp via xllamacpp, CPU)")
-    for column in ["model", "load s", "prompt tok", "prompt tok/s", "gen tok", "gen tok/s", "cached/new tok", "follow-up ms"]:
+    for column in COLUMNS:
         table.add_column(column, justify="right")
     for name, r in results.items():
         table.add_row(
             name, f"{r['load_s']:.1f}", f"{r['prompt_tokens']:.0f}", f"{r['prompt_tok_per_s']:.0f}",
             f"{r['generated_tokens']:.0f}", f"{r['gen_tok_per_s']:.1f}",
-            f"{r['followup_cached_tokens']:.0f}/{r['followup_new_prompt_tokens']:.0f}", f"{r['followup_prompt_ms']:.0f}",
+            f"{r['followup_cached_tokens']:.0f}/{r['followup_new_prompt_tokens']:.0f}",
+            f"{r['followup_prompt_ms']:.0f}",
         )
     console.print(table)
     # Throughput on a shared CPU depends on what else runs: print the context the figures were taken in.

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+HOST = "127.0.0.1"
+"""The servers listen on loopback only: they have no API key and must never be reachable from the network."""
+
+
 class LocalModelError(ValueError):
     """A model, weight file or server that cannot be used; the message names the file, package or server."""
 

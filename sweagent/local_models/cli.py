@@ -43,7 +43,10 @@ def _status_line(status: ServerStatus) -> str:
     if status.info is None:
         return f"{status.name:<8} {status.state}"
     info = status.info
-    return f"{status.name:<8} {status.state:<8} {info.api_base}  model {info.litellm_model}  pid {info.pid}  {info.model_path}"
+    return (
+        f"{status.name:<8} {status.state:<12} {info.api_base}  model {info.litellm_model}  pid {info.pid}  "
+        f"{info.model_path}"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

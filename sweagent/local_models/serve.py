@@ -1,20 +1,21 @@
 """The server process: llama.cpp (through xllamacpp) serving one GGUF behind an OpenAI-compatible API.
 
 `server.py` spawns this module as its own process, so the CLI that started it can exit and `stop` can end it.
-It writes a ready file with the bound port once the model is loaded and listening, then sleeps until SIGTERM.
+It writes a ready file with its URL (the port may be kernel-chosen) once the model is loaded and listening, then sleeps until SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
 
+import xllamacpp
+
+from sweagent.local_models.catalog import HOST
 from sweagent.utils.files import write_json_atomic
 
-HOST = "127.0.0.1"
 PROMPT_CACHE_RAM_MIB = 2048
 """llama.cpp keeps evicted prompt prefixes in RAM (8 GiB by default); two servers must share 24 GiB with the agents."""
 
@@ -37,8 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
 
-    import xllamacpp  # imported here: loading the native library is the slow part of a CLI call
-
     params = xllamacpp.CommonParams()
     params.model.path = str(args.model_path)
     params.model_alias = {args.alias}
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     server = xllamacpp.Server(params)  # returns once the model is loaded and the HTTP server listens
 
     address = server.listening_address
-    write_json_atomic(args.ready_file, {"url": address, "port": int(address.rsplit(":", 1)[1]), "pid": os.getpid()})
+    write_json_atomic(args.ready_file, {"url": address})
     print(f"[serve-local] {args.name} ready at {address} (alias {args.alias})", flush=True)
     received = signal.sigwait(stop_signals)
     print(f"[serve-local] {args.name} stopping on {signal.Signals(received).name}", flush=True)

