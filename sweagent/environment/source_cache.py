@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from sweagent.instance import PyPISdistSource
+from sweagent.utils.cache import cache_root
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
 
@@ -25,10 +26,6 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
 class SourceError(ValueError):
     """The pinned source cannot be fetched or does not match its pin; the build must stop."""
 
-
-def cache_root() -> Path:
-    """`$OEC_CACHE` or `~/.cache/oec`: outside the repository, shared by every run on this machine."""
-    return Path(os.environ.get("OEC_CACHE") or Path.home() / ".cache" / "oec").expanduser()
 
 
 def file_sha256(path: Path) -> str:

@@ -6,10 +6,9 @@ sha256 and the defaults the server uses, so a stand-in for vLLM (student) or Cla
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
+from sweagent.utils.cache import cache_root
 
 HOST = "127.0.0.1"
 """The servers listen on loopback only: they have no API key and must never be reachable from the network."""
@@ -76,7 +75,3 @@ def get_spec(name: str) -> ModelSpec:
     except KeyError:
         raise LocalModelError(f"unknown local model '{name}': expected one of {', '.join(MODELS)}") from None
 
-
-def cache_root() -> Path:
-    """`$OEC_CACHE` or `~/.cache/oec`: outside the repository, shared by every run on this machine."""
-    return Path(os.environ.get("OEC_CACHE") or Path.home() / ".cache" / "oec").expanduser()
