@@ -1,0 +1,5 @@
+import sys
+
+from failure_categorization.cli import main
+
+sys.exit(main())

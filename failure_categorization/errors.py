@@ -1,0 +1,5 @@
+"""The one error type of this stage: bad input that the CLI reports in one line and exits 2 on."""
+
+
+class CategorizationError(ValueError):
+    """Unusable input; the message names the file, the key and what was expected."""
