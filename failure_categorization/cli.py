@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 some trajectories ended as analysis_error (rerun the same 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from failure_categorization.taxonomy import ANALYSIS_ERROR, DEFAULT_TAXONOMY, lo
 from sweagent.instance import InstanceError, load_instances
 from sweagent.local_models import LocalModelError, ensure_server, get_spec
 from sweagent.utils.files import write_json_atomic
+from sweagent.utils.log import quiet_library_loggers
 
 LOCAL_JUDGE = "expert"
 """Local model server that judges when no --model is given."""
@@ -207,7 +207,7 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    logging.getLogger().setLevel(logging.WARNING)  # swebench (imported by the eval reports) sets INFO on import
+    quiet_library_loggers()
     console = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "compare":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from oec.evaluation.run import DEFAULT_INSTANCES, EVAL_SUBDIR, evaluate_run
+from sweagent.utils.log import quiet_library_loggers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_library_loggers()
     args = _parser().parse_args(argv)
     try:
         run = evaluate_run(

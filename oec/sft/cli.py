@@ -19,6 +19,7 @@ from oec.sft.errors import SFTError
 from oec.sft.filters import RepetitionFilter
 from oec.sft.pipeline import ConvertOptions, convert
 from oec.sft.prompt import DEFAULT_PROMPT_CONFIG, STYLE_PARSERS
+from sweagent.utils.log import quiet_library_loggers
 
 _BAD_INPUT = (SFTError, TrajectoryError, InstanceError, BundleError, TemplateError)
 
@@ -98,6 +99,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_library_loggers()
     args = _parser().parse_args(argv)
     console = Console(stderr=True)
     if args.resolved_only and not args.evals:

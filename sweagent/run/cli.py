@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from sweagent.utils.log import quiet_library_loggers
+
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sweagent.run.run_single", "run the agent on one instance"),
     "run-batch": ("sweagent.run.run_batch", "run the agent on many instances (several rollouts each)"),
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweagent: unknown subcommand '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
+    quiet_library_loggers()
     return int(module.main(rest) or 0)
 
 
