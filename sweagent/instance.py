@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sweagent.utils.errors import describe_validation_error
 
@@ -42,6 +42,14 @@ class TaskInstance(BaseModel):
     problem_statement: str = ""
     image_name: str | None = None
     source: PyPISdistSource | None = None
+
+    @field_validator("FAIL_TO_PASS", "PASS_TO_PASS", "source", mode="before")
+    @classmethod
+    def _decode_json_text(cls, value: Any) -> Any:
+        """SWE-bench/SWE-smith datasets on the Hub store these fields as JSON-encoded strings."""
+        if isinstance(value, str) and value.strip().startswith(("[", "{")):
+            return json.loads(value)
+        return value
 
 
 def load_instances(path: str | Path) -> list[TaskInstance]:

@@ -163,3 +163,19 @@ def test_every_shipped_config_loads(name, monkeypatch):
         assert config.agent.history_processors[0].n == 5 and student.model.per_instance_call_limit == 75
         assert expert.model.per_instance_cost_limit == 2.0 and expert.tools.parse_function.type == "function_calling"
         assert (config.agent.model.switch.start, config.agent.model.switch.end) == (0, 30)
+
+
+def test_token_and_cost_schedules_switch_once_the_student_has_spent_its_budget(tmp_path):
+    from sweagent.agent.agents import AgentConfig
+    from sweagent.agent.switching_model import SwitchingModelConfig
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump([SUBMIT]))
+    members = [{"model": {"type": "replay", "replay_path": str(tmp_path / "r.yaml")}}] * 2
+    for switch, spend in (({"type": "token_count", "tokens": 1000}, {"tokens_sent": 900, "tokens_received": 100}),
+                          ({"type": "cost", "cost": 0.5}, {"instance_cost": 0.5})):
+        config = SwitchingModelConfig(models=members, switch=switch)
+        switcher = config.build(AgentConfig(model=config), instance_id="x", seed=0, traj_id="x")
+        assert switcher.switch_step_drawn is None and not switcher._schedule_due(step_index=50)
+        for key, value in spend.items():
+            setattr(switcher.student.model.stats, key, value)
+        assert switcher._schedule_due(step_index=1)
