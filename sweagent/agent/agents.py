@@ -147,6 +147,7 @@ class DefaultAgent:
                     raise FormatError(render(profile.tools.filter.blocklist_error_template, action=parsed.action))
                 return output, parsed, messages
             except FormatError as exc:
+                logger.info("format error (%s %s): %s | output: %r", profile.role, profile.model.name, exc, output.content[:300])
                 error = render(profile.parser.format_error_template, error=str(exc))
                 extra += [{"role": "assistant", "content": output.content or str(output.tool_calls), "message_type": "action"},
                           {"role": "user", "content": error, "message_type": "observation"}]
