@@ -179,3 +179,9 @@ def test_token_and_cost_schedules_switch_once_the_student_has_spent_its_budget(t
         for key, value in spend.items():
             setattr(switcher.student.model.stats, key, value)
         assert switcher._schedule_due(step_index=1)
+
+
+def test_never_means_a_pure_student_rollout_even_when_it_is_stuck(tmp_path, repo):
+    switch = {"type": "never", "stuck": {"repeated_actions": 2, "consecutive_format_errors": 2}}
+    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls"), SUBMIT], [xml("echo never")], switch)
+    assert set(trajectory.step_roles()) == {"student"} and trajectory.info.oec.switched_at_step is None

@@ -74,7 +74,8 @@ class SwitchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["step_count", "random_step_range", "token_count", "cost", "never"] = "random_step_range"
-    """When to switch: at a fixed step, at a step drawn per rollout, after N student tokens or $X of student cost."""
+    """When to switch: at a fixed step, at a step drawn per rollout, after N student tokens or $X of student cost;
+    `never` gives pure student rollouts (the `stuck` trigger is ignored too)."""
     step: int | None = None
     """`step_count`: the expert takes step k (0 = pure expert rollout)."""
     start: int | None = None
@@ -176,7 +177,7 @@ class ModelSwitcher:
 
     def _stuck(self) -> str | None:
         stuck = self.config.switch.stuck
-        if stuck is None:
+        if stuck is None or self.config.switch.type == "never":  # `never` is a pure student rollout, stuck or not
             return None
         n = stuck.repeated_actions
         if n and len(self._recent_actions) >= n and len(set(self._recent_actions[-n:])) == 1:
