@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,12 +70,17 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
         rows = [rows]
     if not isinstance(rows, list):
         raise InstanceError(f"{path}: expected a JSON list of instance objects")
+    return parse_instances(rows, str(path))
+
+
+def parse_instances(rows: Iterable[Any], source: str) -> list[TaskInstance]:
+    """Validate instance rows (from a file or a dataset); the error names the source, the row and the key."""
     instances = []
     for index, row in enumerate(rows):
         try:
             instances.append(TaskInstance.model_validate(row))
         except ValidationError as exc:
-            raise InstanceError(f"{path}: instance {index}: {describe_validation_error(exc)}") from None
+            raise InstanceError(f"{source}: instance {index}: {describe_validation_error(exc)}") from None
     return instances
 
 

@@ -7,10 +7,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from sweagent.instance import InstanceError, TaskInstance, load_instances
-from sweagent.utils.errors import describe_validation_error
+from sweagent.instance import InstanceError, TaskInstance, load_instances, parse_instances
 
 
 class BatchInstanceSourceConfig(BaseModel):
@@ -58,13 +57,7 @@ class BatchInstanceSourceConfig(BaseModel):
                 dataset = datasets.load_dataset(self.path, split=self.split)
         except Exception as exc:
             raise InstanceError(f"instances.path: cannot load dataset '{self.path}' split '{self.split}' ({type(exc).__name__}: {exc})") from None
-        rows = []
-        for index, row in enumerate(dataset):
-            try:
-                rows.append(TaskInstance.model_validate(row))
-            except ValidationError as exc:
-                raise InstanceError(f"{self.path}: row {index}: {describe_validation_error(exc)}") from None
-        return rows
+        return parse_instances(dataset, self.path)
 
 
 def _parse_slice(text: str) -> slice:
