@@ -200,7 +200,7 @@ class DefaultAgent:
             extra_info={"tool_calls": output.tool_calls} if output.tool_calls else {},
         ))
         if self.switcher is not None:
-            self.switcher.after_step(self, observation=observation, action=parsed.action)
+            self.switcher.after_step(parsed.action)
         return submitted
 
     # ---- the run --------------------------------------------------------------------------------------------------

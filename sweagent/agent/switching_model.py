@@ -204,7 +204,7 @@ class ModelSwitcher:
             return True
         return False
 
-    def after_step(self, agent: DefaultAgent, observation: str, action: str) -> None:
+    def after_step(self, action: str) -> None:
         self._consecutive_format_errors = 0
         self._recent_actions.append(action)
 
