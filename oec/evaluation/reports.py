@@ -82,6 +82,8 @@ def read_report(path: Path) -> ReportSummary:
         raise EvaluationError(f"{path}: cannot read the eval report ({exc})") from None
     if not isinstance(report, dict):
         raise EvaluationError(f"{path}: expected a JSON object (SWE-smith report format)")
+    if "resolved" not in report and len(report) == 1 and isinstance(next(iter(report.values())), dict):
+        report = next(iter(report.values()))  # SWE-bench's harness wraps the report as {instance_id: report}
     if report.get(KEY_TIMED_OUT) is True:
         return ReportSummary(False, "timed_out")
     resolved = report.get("resolved")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from oec.evaluation.errors import EvaluationError
+from oec.evaluation.reports import REPORT_FILE, read_report
 from oec.sft.errors import SFTError
-
-REPORT_FILE = "report.json"
 
 
 def report_files(eval_dir: str | Path) -> dict[str, Path]:
@@ -19,15 +18,8 @@ def report_files(eval_dir: str | Path) -> dict[str, Path]:
 
 
 def read_resolved(path: Path) -> bool:
-    """`resolved` of a report; SWE-bench's `{instance_id: report}` wrapping and timed-out runs are understood."""
+    """`resolved` of a report, read by the evaluation stage's own reader (SWE-smith and SWE-bench layouts)."""
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SFTError(f"{path}: cannot read the eval report ({exc})") from None
-    if isinstance(report, dict) and "resolved" not in report and len(report) == 1:
-        report = next(iter(report.values()))
-    if isinstance(report, dict) and "resolved" not in report and report.get("timed_out") is True:
-        return False
-    if not isinstance(report, dict) or not isinstance(report.get("resolved"), bool):
-        raise SFTError(f"{path}: key 'resolved': expected true or false (SWE-smith report format)")
-    return report["resolved"]
+        return read_report(path).resolved
+    except EvaluationError as exc:
+        raise SFTError(str(exc)) from None
