@@ -153,7 +153,7 @@ def test_host_secrets_do_not_reach_commands(session: Session, workspace: Path, t
     assert SECRET not in result.output and "OPENAI_API_KEY" not in result.output
 
 
-def test_the_host_users_home_shows_up_empty(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_host_users_home_is_not_there(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A non-root user's home (here a stand-in outside /tmp and /root) holds credentials such as ~/.netrc.
     home = Path(tempfile.mkdtemp(prefix="oec-fake-home-", dir="/var/tmp"))
     try:
@@ -163,7 +163,7 @@ def test_the_host_users_home_shows_up_empty(workspace: Path, monkeypatch: pytest
     finally:
         shutil.rmtree(home)
     assert SECRET not in result.output
-    assert "No such file or directory" in result.output and "Read-only file system" in result.output
+    assert result.output.count("No such file or directory") == 3
     assert result.output.endswith("checked\n")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError
+from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError, SwerexException
 
 from sweagent import __version__
 from sweagent.agent.edited_files import edited_files_with_context
@@ -260,4 +260,4 @@ class DefaultAgent:
 def _is_environment_failure(exc: Exception) -> bool:
     from sweagent.environment.swe_env import SWEEnvError
 
-    return isinstance(exc, (SWEEnvError, BrokenPipeError, ConnectionError, EOFError))
+    return isinstance(exc, (SWEEnvError, SwerexException, BrokenPipeError, ConnectionError, EOFError))

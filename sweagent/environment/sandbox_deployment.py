@@ -1,14 +1,16 @@
 """The `sandbox` deployment: swerex's LocalRuntime running inside bubblewrap, for machines without docker.
 
 Starting it launches `python -I -m sweagent.environment.sandbox_server` in the sandbox layout of `sandbox.py`
-(workspace writable at the mount point, per-instance /root and /tmp, read-only host, no network) and talks to it
-over its stdin/stdout. The agent sees an ordinary swerex deployment and runtime.
+(workspace writable at the mount point, per-instance /root and /tmp, only the toolchain visible, no network, an
+unprivileged user, resource limits) and talks to it over two private pipes. The agent sees an ordinary swerex
+deployment and runtime.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -16,13 +18,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from swerex.deployment.abstract import AbstractDeployment
 from swerex.deployment.hooks.abstract import CombinedDeploymentHook, DeploymentHook
 from swerex.exceptions import DeploymentNotStartedError, DeploymentStartupError
 from swerex.runtime.abstract import IsAliveResponse
 
-from sweagent.environment.sandbox import SandboxLayout, scratch_dirs, spawn_sandbox, validate_mount
+from sweagent.environment.sandbox import (
+    SANDBOX_UID,
+    SandboxLayout,
+    sandbox_owns,
+    sandbox_uid,
+    scratch_dirs,
+    spawn_sandbox,
+    validate_mount,
+)
+from sweagent.environment.sandbox_limits import SandboxLimits
 from sweagent.environment.sandbox_runtime import SandboxRuntime
 
 SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server"]
@@ -42,6 +53,10 @@ class SandboxDeploymentConfig(BaseModel):
     """Seconds the sandbox server may take to answer its first request."""
     scratch_dir: str | None = None
     """Host folder for the per-instance home and /tmp when the caller does not give them (default: system temp)."""
+    uid: int = Field(SANDBOX_UID, gt=0)
+    """Host user (and group) id that commands run as when OEC runs as root; otherwise they run as the caller."""
+    limits: SandboxLimits = SandboxLimits()
+    """Memory, processes and disk writes of the whole sandbox."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -108,8 +123,10 @@ class SandboxDeployment(AbstractDeployment):
         tmp.mkdir(parents=True, exist_ok=True)
         staging_dir = tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir)
         staging = self._scratch.enter_context(staging_dir)
+        os.chmod(staging, 0o755)  # the sandbox user reads staged uploads (read-only) from here
         return SandboxLayout.create(
-            self._workspace, home, tmp, mount=self._mount, env=self._env, ro_binds=self._ro_binds, staging=staging
+            self._workspace, home, tmp, mount=self._mount, env=self._env, ro_binds=self._ro_binds, staging=staging,
+            uid=sandbox_uid(self._config.uid), limits=self._config.limits,
         )
 
     async def start(self) -> None:
@@ -119,8 +136,8 @@ class SandboxDeployment(AbstractDeployment):
         self._hooks.on_custom_step("Starting sandbox")
         try:
             layout = self._layout()
-            pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
-            runtime = SandboxRuntime(spawn_sandbox(layout, SERVER_COMMAND, **pipes), layout, logger=self.logger)
+            self._scratch.enter_context(sandbox_owns(layout))
+            runtime = self._spawn(layout)
         except BaseException:
             self._scratch.close()
             raise
@@ -131,6 +148,25 @@ class SandboxDeployment(AbstractDeployment):
             raise DeploymentStartupError(f"the sandbox server did not start: {alive.message}")
         self._runtime = runtime
         self.logger.debug("sandbox started: %s at %s", self._workspace, self._mount)
+
+    def _spawn(self, layout: SandboxLayout) -> SandboxRuntime:
+        """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout)."""
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        try:
+            sandbox = spawn_sandbox(
+                layout, [*SERVER_COMMAND, str(request_read), str(reply_write)], pass_fds=(request_read, reply_write),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+        except BaseException:
+            os.close(request_write)
+            os.close(reply_read)
+            raise
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        requests, replies = os.fdopen(request_write, "wb"), os.fdopen(reply_read, "rb")
+        return SandboxRuntime(sandbox, requests, replies, layout, logger=self.logger)
 
     async def stop(self) -> None:
         """Stop every process in the sandbox and remove the scratch home and /tmp (the workspace stays)."""

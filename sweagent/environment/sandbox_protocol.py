@@ -3,7 +3,8 @@
 Host to sandbox: `{"id": n, "method": "<AbstractRuntime method>", "request": <swerex request model>}`.
 Sandbox to host: `{"id": n, "response": <swerex response model>}` or `{"id": n, "exception": <_ExceptionTransfer>}`.
 Exceptions are re-raised on the host as the same swerex (or builtin, or pexpect) exception type, so callers handle
-`CommandTimeoutError` and friends exactly as with any other swerex runtime.
+`CommandTimeoutError` and friends exactly as with any other swerex runtime. Every line is bounded: the server cuts
+command output to MAX_OUTPUT_CHARS, and the host refuses a reply line longer than MAX_REPLY_BYTES.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import builtins
 import json
 import traceback
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import pexpect.exceptions
 from pydantic import TypeAdapter
@@ -64,15 +65,64 @@ METHODS: dict[str, Method] = {
 _EXCEPTION_MODULES = {module.__name__: module for module in (builtins, swerex.exceptions, pexpect.exceptions)}
 
 
+MAX_OUTPUT_CHARS = 4 * 1024 * 1024
+"""Longest command output the server sends (head and tail kept); ASCII JSON escapes keep a line under 6 bytes a char."""
+MAX_REPLY_BYTES = 32 * 1024 * 1024
+"""Longest reply line the host reads; anything longer means a broken or hostile server, and the sandbox is killed."""
+
+
+class ProtocolError(ValueError):
+    """A line that is not a well-formed message of the protocol."""
+
+
+def read_line(stream: BinaryIO, limit: int, *, truncate: bool = False) -> bytes:
+    """One line of at most `limit` bytes (b"" at the end of the stream). A longer line raises ProtocolError, or
+    with `truncate` is cut and the rest of it skipped, so no line can make the reader hold more than `limit`."""
+    line = stream.readline(limit + 1)
+    if len(line) <= limit or line.endswith(b"\n"):
+        return line
+    if not truncate:
+        raise ProtocolError(f"a line longer than {limit} bytes")
+    while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+        pass
+    return line[:limit] + b"\n"
+
+
+def truncate_output(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
+    """Head and tail of a command's output, with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters of output omitted ...]\n{text[-half:]}"
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """One message as one line (ASCII JSON, so output with any bytes cannot break the framing)."""
     return json.dumps(message, default=str).encode("ascii") + b"\n"
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    message = json.loads(line)
-    if not isinstance(message, dict) or "id" not in message:
-        raise ValueError(f"not a sandbox protocol message: {line[:200]!r}")
+    """A request (or any message) with an integer id; ProtocolError otherwise."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        raise ProtocolError(f"not JSON: {line[:200]!r}") from None
+    if not isinstance(message, dict) or type(message.get("id")) is not int:
+        raise ProtocolError(f"not a sandbox protocol message: {line[:200]!r}")
+    return message
+
+
+def decode_reply(line: bytes) -> dict[str, Any]:
+    """A reply: an integer id and exactly one of `response` or `exception` (a well-formed transfer); nothing else."""
+    message = decode(line)
+    keys = set(message) - {"id"}
+    if keys not in ({"response"}, {"exception"}):
+        raise ProtocolError(f"a reply must carry exactly one of response/exception, got keys {sorted(message)}")
+    if "exception" in message:
+        try:
+            _ExceptionTransfer.model_validate(message["exception"])
+        except ValueError:
+            raise ProtocolError("malformed exception transfer") from None
     return message
 
 

@@ -1,6 +1,10 @@
-"""The host side of the sandbox: a swerex AbstractRuntime that forwards every call to the sandbox server's pipe.
+"""The host side of the sandbox: a swerex AbstractRuntime that forwards every call to the sandbox server's pipes.
 
-Each call is one JSON line to the server's stdin; a reader thread matches reply lines to calls by id. Waiting uses
+Each call is one JSON line on the request pipe; a reader thread matches reply lines to calls by id. The pipes are
+private to the server (see sandbox_server.py), and the host still trusts nothing it reads: a reply line longer than
+MAX_REPLY_BYTES, one that is not well-formed, or one that answers no pending request kills the sandbox, so a forged
+or runaway reply ends that rollout with an environment error and never reaches a trajectory or exhausts memory.
+While a call runs, a watchdog measures what the sandbox wrote and kills it past its disk limit. Waiting uses
 thread-safe futures, so the runtime works from any asyncio event loop (SWE-agent-style callers run each call in a
 fresh loop) and from several threads.
 """
@@ -17,7 +21,7 @@ import threading
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel
 from swerex.exceptions import SwerexException
@@ -42,13 +46,25 @@ from swerex.runtime.abstract import (
     WriteFileResponse,
 )
 
-from sweagent.environment.sandbox import SandboxError, SandboxLayout, kill_sandbox
-from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_from_wire
+from sweagent.environment.sandbox import DISK_CHECK_INTERVAL_S, SandboxError, SandboxLayout, SandboxProcess
+from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimitExceeded
+from sweagent.environment.sandbox_protocol import (
+    MAX_REPLY_BYTES,
+    METHODS,
+    ProtocolError,
+    decode_reply,
+    encode,
+    exception_from_wire,
+    read_line,
+)
 
 # A command's own timeout is enforced inside the sandbox; the host waits this much longer before it declares the
 # sandbox wedged and kills it (exit-code retrieval and interrupt retries take a few seconds on top).
 _HOST_GRACE_S = 30.0
 _CLOSE_TIMEOUT_S = 10.0
+_LOG_LINE_BYTES = 64 * 1024
+# Calls after which the disk is measured at once (commands and file writes are how a sandbox adds bytes).
+_WRITING_METHODS = {"run_in_session", "execute", "write_file", "upload"}
 
 
 class SandboxProcessError(SwerexException, RuntimeError):
@@ -56,51 +72,103 @@ class SandboxProcessError(SwerexException, RuntimeError):
 
 
 class SandboxRuntime(AbstractRuntime):
-    def __init__(self, process: subprocess.Popen[bytes], layout: SandboxLayout, *, logger: logging.Logger) -> None:
-        self._process = process
+    def __init__(
+        self,
+        sandbox: SandboxProcess,
+        requests: BinaryIO,
+        replies: BinaryIO,
+        layout: SandboxLayout,
+        *,
+        logger: logging.Logger,
+    ) -> None:
+        """`requests`/`replies`: our ends of the server's private pipes; `sandbox.popen.stdout` carries its log."""
+        self._sandbox = sandbox
+        self._process = sandbox.popen
+        self._requests = requests
         self._layout = layout
         self.logger = logger
         self._ids = itertools.count(1)
-        self._pending: dict[int, concurrent.futures.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, tuple[str, concurrent.futures.Future[dict[str, Any]]]] = {}
         self._lock = threading.Lock()  # guards _pending and _dead; never held while doing pipe I/O
-        self._write_lock = threading.Lock()  # one request line at a time on the server's stdin
+        self._write_lock = threading.Lock()  # one request line at a time on the request pipe
         self._stderr_tail: deque[str] = deque(maxlen=40)
         self._dead: str | None = None
-        self._stderr_reader = threading.Thread(target=self._read_stderr, name="oec-sandbox-stderr", daemon=True)
+        self._disk = DiskWatch(layout.writable, layout.limits.disk_mb)
+        self._stopped = threading.Event()
+        self._stderr_reader = threading.Thread(target=self._read_log, name="oec-sandbox-log", daemon=True)
         self._stderr_reader.start()
-        threading.Thread(target=self._read_replies, name="oec-sandbox-replies", daemon=True).start()
+        threading.Thread(target=self._read_replies, args=(replies,), name="oec-sandbox-replies", daemon=True).start()
+        threading.Thread(target=self._watch_disk, name="oec-sandbox-disk", daemon=True).start()
 
     # -- the pipe -------------------------------------------------------------------------------------------------
 
-    def _read_replies(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            try:
-                message = decode(line)
-            except ValueError as exc:
-                self.logger.warning("sandbox: ignoring a malformed reply (%s)", exc)
-                continue
-            with self._lock:
-                future = self._pending.pop(message["id"], None)
-            # A caller that gave up (cancelled its wait) gets nothing; set_running... makes that check atomic.
-            if future is not None and future.set_running_or_notify_cancel():
-                future.set_result(message)
+    def _read_replies(self, replies: BinaryIO) -> None:
+        with replies:
+            while True:
+                try:
+                    line = read_line(replies, MAX_REPLY_BYTES)
+                    accepted = self._accept(line) if line else None
+                except ProtocolError as exc:
+                    self.kill(f"the sandbox sent an invalid reply ({exc})")
+                    break
+                if not line:
+                    break
+                if accepted is None:
+                    continue
+                reply, future = accepted
+                # A caller that gave up (cancelled its wait) gets nothing; set_running... makes that check atomic.
+                if future.set_running_or_notify_cancel():
+                    future.set_result(reply)
         exit_code = self._process.wait()
+        self._stopped.set()
         self._stderr_reader.join(timeout=1.0)  # so the error message carries the server's last words
         self._fail_all(f"the sandbox process exited (code {exit_code})")
 
-    def _read_stderr(self) -> None:
-        assert self._process.stderr is not None
-        for raw in self._process.stderr:
-            line = raw.decode("utf-8", errors="backslashreplace").rstrip()
-            self._stderr_tail.append(line)
-            self.logger.debug("sandbox: %s", line)
+    def _accept(self, line: bytes) -> tuple[dict[str, Any], concurrent.futures.Future[dict[str, Any]]] | None:
+        """The pending call a reply answers; a reply to a call the caller abandoned (killed sandbox) is dropped."""
+        message = decode_reply(line)
+        with self._lock:
+            entry = self._pending.pop(message["id"], None)
+            if entry is None and self._dead is None:
+                raise ProtocolError(f"reply to id {message['id']}, which is not a pending request")
+        if entry is None:
+            return None
+        method, future = entry
+        if "response" in message:
+            try:  # the reply must be this method's response model, or the call fails here, not in the caller
+                METHODS[method].response.validate_python(message["response"])
+            except ValueError as exc:
+                with self._lock:  # back to pending, so the kill that follows fails this call too
+                    self._pending[message["id"]] = entry
+                raise ProtocolError(f"malformed {method} response: {str(exc).splitlines()[0]}") from None
+        return message, future
+
+    def _read_log(self) -> None:
+        stream = self._process.stdout
+        assert stream is not None
+        with stream:
+            while raw := read_line(stream, _LOG_LINE_BYTES, truncate=True):
+                line = raw.decode("utf-8", errors="backslashreplace").rstrip()
+                self._stderr_tail.append(line)
+                self.logger.debug("sandbox: %s", line)
+
+    def _watch_disk(self) -> None:
+        """While a call runs, measure what the sandbox wrote; past its limit it is killed."""
+        while not self._stopped.wait(DISK_CHECK_INTERVAL_S):
+            if self._pending:
+                self._check_disk()
+
+    def _check_disk(self) -> None:
+        try:
+            self._disk.check()
+        except SandboxLimitExceeded as exc:
+            self.kill(str(exc))
 
     def _fail_all(self, reason: str) -> None:
         with self._lock:
             self._dead = self._dead or reason
             reason, pending, self._pending = self._dead, self._pending, {}
-        for future in pending.values():
+        for _, future in pending.values():
             if future.set_running_or_notify_cancel():
                 future.set_exception(self._error(reason))
 
@@ -114,13 +182,12 @@ class SandboxRuntime(AbstractRuntime):
             if self._dead is not None:
                 raise self._error(self._dead)
             request_id = next(self._ids)
-            self._pending[request_id] = future
-        assert self._process.stdin is not None
+            self._pending[request_id] = (method, future)
         try:
             with self._write_lock:
-                self._process.stdin.write(encode({"id": request_id, "method": method, "request": payload}))
-                self._process.stdin.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: stdin already closed by close()
+                self._requests.write(encode({"id": request_id, "method": method, "request": payload}))
+                self._requests.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was already closed by close()
             with self._lock:
                 self._pending.pop(request_id, None)
             raise self._error("the sandbox process is gone") from None
@@ -136,6 +203,8 @@ class SandboxRuntime(AbstractRuntime):
         except TimeoutError:
             self.kill(f"no answer to {method} within {deadline:.0f} s")
             raise self._error(f"the sandbox did not answer {method} within {deadline:.0f} s and was killed") from None
+        if method in _WRITING_METHODS:
+            self._check_disk()
         if "exception" in message:
             raise exception_from_wire(message["exception"])
         return spec.response.validate_python(message["response"])
@@ -145,7 +214,7 @@ class SandboxRuntime(AbstractRuntime):
         self.logger.warning("killing the sandbox: %s", reason)
         with self._lock:
             self._dead = self._dead or reason
-        kill_sandbox(self._process)
+        self._sandbox.kill()
 
     # -- AbstractRuntime ------------------------------------------------------------------------------------------
 
@@ -158,6 +227,8 @@ class SandboxRuntime(AbstractRuntime):
             message = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
         except (TimeoutError, SandboxProcessError) as exc:
             return IsAliveResponse(is_alive=False, message=f"sandbox did not answer: {exc}")
+        if "exception" in message:
+            return IsAliveResponse(is_alive=False, message=str(exception_from_wire(message["exception"])))
         return METHODS["is_alive"].response.validate_python(message["response"])
 
     async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
@@ -217,11 +288,11 @@ class SandboxRuntime(AbstractRuntime):
                 self.logger.warning("sandbox: closing the sessions failed: %s", exc)
         with self._lock:
             self._dead = self._dead or "the sandbox was closed"
-        assert self._process.stdin is not None
         with self._write_lock:
-            self._process.stdin.close()
+            self._requests.close()
         try:
             self._process.wait(timeout=_CLOSE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            kill_sandbox(self._process)
+            pass
+        self._sandbox.kill()  # also removes its cgroups
         return response

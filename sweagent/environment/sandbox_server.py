@@ -1,7 +1,10 @@
-"""The process inside the sandbox: serves swerex's own LocalRuntime over JSON lines on stdin/stdout.
+"""The process inside the sandbox: serves swerex's own LocalRuntime over JSON lines on two private pipes.
 
-Started by the host as `python -I -m sweagent.environment.sandbox_server` inside bwrap. Nothing listens on a port,
-so the sandbox needs no network. Requests run one at a time in order (a bash session is sequential anyway), except
+Started by the host as `python -I -m sweagent.environment.sandbox_server REQUEST_FD REPLY_FD` inside bwrap. The
+pipes are not the sandbox's stdin/stdout: bwrap's own pid 1 (which every process in the sandbox could look at) never
+holds them, the server moves them to fresh descriptors that no command inherits, and it makes itself non-dumpable,
+so no model-written command can reach them through /proc, ptrace or inheritance. Nothing listens on a port, so the
+sandbox needs no network. Requests run one at a time in order (a bash session is sequential anyway), except
 `is_alive`, which is answered at once even while a long command runs.
 """
 
@@ -18,15 +21,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from swerex.runtime.abstract import (
+    Action,
     CreateSessionRequest,
     CreateSessionResponse,
     IsAliveResponse,
+    Observation,
     UploadRequest,
     UploadResponse,
 )
 from swerex.runtime.local import LocalRuntime
 
-from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire
+from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire, truncate_output
 
 _PR_SET_DUMPABLE = 4
 
@@ -44,17 +49,16 @@ class _Replies:
             self._stream.flush()
 
 
-def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
-    """Keep private, non-inheritable copies of the protocol pipes and point fds 0/1 elsewhere.
+def _claim_pipes(request_fd: int, reply_fd: int) -> tuple[BinaryIO, BinaryIO]:
+    """Private, non-inheritable copies of the protocol pipes; the inherited descriptors are closed.
 
-    Commands started by the runtime inherit fds 0-2; they must neither read requests nor write into replies.
+    Commands started by the runtime inherit nothing but fds 0-2 (/dev/null and the log pipe): they can neither read
+    requests nor write into replies.
     """
-    requests = os.fdopen(os.dup(0), "rb")
-    replies = os.fdopen(os.dup(1), "wb")
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    os.dup2(2, 1)
+    requests = os.fdopen(os.dup(request_fd), "rb")
+    replies = os.fdopen(os.dup(reply_fd), "wb")
+    os.close(request_fd)
+    os.close(reply_fd)
     sys.stdout = sys.stderr
     return requests, replies
 
@@ -67,7 +71,13 @@ def _forbid_fd_access() -> None:
 
 
 class _Runtime(LocalRuntime):
-    """swerex's LocalRuntime with two changes for the sandbox."""
+    """swerex's LocalRuntime with three changes for the sandbox."""
+
+    async def run_in_session(self, action: Action) -> Observation:
+        """Output is cut to MAX_OUTPUT_CHARS (head and tail), so a reply always fits the host's line limit."""
+        observation = await super().run_in_session(action)
+        observation.output = truncate_output(observation.output)
+        return observation
 
     async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
         """Sessions skip pexpect's 50 ms pause before every write.
@@ -132,8 +142,8 @@ def serve(requests: BinaryIO, replies: _Replies) -> None:
 
 
 def main() -> int:
-    requests, replies = _claim_stdio()
     _forbid_fd_access()
+    requests, replies = _claim_pipes(int(sys.argv[1]), int(sys.argv[2]))
     serve(requests, _Replies(replies))
     return 0
 
