@@ -9,6 +9,7 @@ import os
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,6 +256,19 @@ def test_disk_writes_past_the_limit_stop_a_session_with_a_clear_error(workspace:
         asyncio.run(session.deployment.stop())
 
 
+def test_a_quick_command_that_wrote_too_much_is_caught_after_it_returns(workspace: Path) -> None:
+    session = start_session(workspace, SandboxDeploymentConfig(limits=SMALL))
+    try:
+        session.run("for i in $(seq 100); do head -c 1048576 /dev/zero > /tmp/f$i; done")
+        deadline = time.monotonic() + 20
+        while asyncio.run(session.deployment.is_alive()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(SandboxProcessError, match="disk limit exceeded"):
+            session.run("echo next")
+    finally:
+        asyncio.run(session.deployment.stop())
+
+
 def test_one_shot_commands_obey_the_disk_and_file_size_limits(workspace: Path) -> None:
     many = run_sandboxed("for i in $(seq 100); do head -c 1048576 /dev/zero > f$i; done; sleep 30", workspace,
                          timeout=60, limits=SMALL)
@@ -277,3 +291,10 @@ def test_without_cgroups_rlimits_still_bound_memory_and_processes(
     hog = run_sandboxed(MEMORY_HOG, workspace, timeout=30, limits=SMALL)
     assert "MemoryError" in hog.output and "allocated" not in hog.output
     assert 0 < forks_started(workspace) < SMALL.pids
+
+
+def test_a_private_workspace_folder_works(tmp_path: Path) -> None:
+    workspace = tmp_path / "private"
+    workspace.mkdir(mode=0o700)
+    assert run_sandboxed("pwd; touch made", workspace, timeout=10).output.strip() == "/testbed"
+    assert (workspace / "made").stat().st_uid == os.geteuid()  # ours again afterwards

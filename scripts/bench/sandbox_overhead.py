@@ -1,17 +1,26 @@
 """Per-command overhead of the bubblewrap sandbox: a trivial `true` in the persistent session, and one-shot runs.
 
-Usage: python scripts/bench/sandbox_overhead.py [--repeats 100]   (exit 1 if the session median exceeds 50 ms)
+Usage: python scripts/bench/sandbox_overhead.py [--repeats 100] [--files 2000] [--against GIT_REV]
+
+The workspace holds `--files` small files, so the host's disk-limit check costs what it costs on a real repository.
+`--against REV` measures the sandbox of another commit in the same run, side by side (its tree in a temporary git
+worktree, imported through a throwaway venv that sees this venv's packages), then prints both. Exit 1 if the
+session median of this tree exceeds 50 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
@@ -19,6 +28,7 @@ from sweagent.environment.sandbox import run_sandboxed
 from sweagent.environment.sandbox_deployment import SandboxDeploymentConfig
 
 TARGET_MS = 50.0
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _timed_ms(action: Callable[[], object], repeats: int) -> list[float]:
@@ -35,11 +45,17 @@ def _row(name: str, samples: list[float]) -> str:
     return f"{name:<32} median {statistics.median(samples):8.1f} ms   p90 {p90:8.1f} ms   (n={len(samples)})"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=100, help="commands per measurement (default 100)")
-    args = parser.parse_args(argv)
+def _workspace(path: Path, files: int) -> None:
+    for index in range(files):
+        folder = path / f"pkg{index % 50}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"module{index}.py").write_text(f"VALUE = {index}\n" * 20)
+
+
+def measure(repeats: int, files: int) -> float:
+    """Print this interpreter's sandbox figures; returns the session median in ms."""
     with tempfile.TemporaryDirectory(prefix="oec-bench-") as workspace:
+        _workspace(Path(workspace), files)
         deployment = SandboxDeploymentConfig().get_deployment(workspace=workspace)
         loop = asyncio.new_event_loop()
         start_ms = _timed_ms(lambda: loop.run_until_complete(deployment.start()), 1)
@@ -52,15 +68,46 @@ def main(argv: list[str] | None = None) -> int:
             loop.run_until_complete(deployment.runtime.run_in_session(action))
 
         _timed_ms(run_true, 5)  # warm-up
-        command_ms = _timed_ms(run_true, args.repeats)
+        command_ms = _timed_ms(run_true, repeats)
         loop.run_until_complete(deployment.stop())
         loop.close()
-        one_shot_ms = _timed_ms(lambda: run_sandboxed("true", workspace, timeout=10), max(args.repeats // 5, 2))
+        one_shot_ms = _timed_ms(lambda: run_sandboxed("true", workspace, timeout=10), max(repeats // 5, 2))
     print(_row("deployment start (server up)", start_ms))
     print(_row("bash session start", session_ms))
     print(_row("`true` in the session", command_ms))
     print(_row("run_sandboxed('true') one-shot", one_shot_ms))
-    median = statistics.median(command_ms)
+    return statistics.median(command_ms)
+
+
+def measure_other_commit(rev: str, repeats: int, files: int) -> None:
+    """Run `measure` on the tree of `rev`: a git worktree first on the path of a throwaway venv."""
+    with tempfile.TemporaryDirectory(prefix="oec-bench-rev-") as scratch:
+        tree, venv = Path(scratch, "tree"), Path(scratch, "venv")
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+        try:
+            subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+            site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+            # Path lines of a .pth are plain sys.path entries: the old tree wins, and this venv's editable finder
+            # (which points at this checkout) is never installed there.
+            (site / "oec_bench.pth").write_text(f"{tree}\n{sysconfig.get_paths()['purelib']}\n")
+            code = f"import sys; sys.path.insert(0, {str(REPO / 'scripts' / 'bench')!r}); import sandbox_overhead as b; b.measure({repeats}, {files})"
+            python = str(venv / "bin" / "python")
+            subprocess.run([python, "-c", code], check=True, cwd=scratch, env={**os.environ, "PYTHONPATH": ""})
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=100, help="commands per measurement (default 100)")
+    parser.add_argument("--files", type=int, default=2000, help="small files in the workspace (default 2000)")
+    parser.add_argument("--against", metavar="GIT_REV", help="also measure this commit's sandbox, in the same run")
+    args = parser.parse_args(argv)
+    if args.against:
+        print(f"== {args.against}")
+        measure_other_commit(args.against, args.repeats, args.files)
+        print("== this tree")
+    median = measure(args.repeats, args.files)
     verdict = "ok" if median < TARGET_MS else "OVER TARGET"
     print(f"session overhead {median:.1f} ms vs target < {TARGET_MS:.0f} ms: {verdict}")
     return 0 if median < TARGET_MS else 1

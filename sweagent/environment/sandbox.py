@@ -208,8 +208,10 @@ def bwrap_argv(layout: SandboxLayout, command: Sequence[str]) -> list[str]:
         argv = [bwrap, "--unshare-all", "--cap-drop", "ALL"]
     else:  # as root, without a user namespace, so that the unprivileged uid below is a real host uid
         namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
-        # CAP_SETUID/SETGID only for setpriv, which drops them with the switch to the sandbox user.
-        argv = [bwrap, *namespaces, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        # Only for bwrap's --chdir into the sandbox user's workspace and for setpriv, which loses every capability
+        # with the switch to the sandbox user.
+        caps = ["CAP_SETUID", "CAP_SETGID", "CAP_DAC_READ_SEARCH"]
+        argv = [bwrap, *namespaces, "--cap-drop", "ALL", *(arg for cap in caps for arg in ("--cap-add", cap))]
     argv += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     # A read-only bind of / itself could not hold new mount points such as /testbed, so each system entry is bound
     # separately onto the sandbox's own root, which is remounted read-only at the end.

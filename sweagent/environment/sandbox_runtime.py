@@ -95,6 +95,7 @@ class SandboxRuntime(AbstractRuntime):
         self._dead: str | None = None
         self._disk = DiskWatch(layout.writable, layout.limits.disk_mb)
         self._stopped = threading.Event()
+        self._disk_due = threading.Event()
         self._stderr_reader = threading.Thread(target=self._read_log, name="oec-sandbox-log", daemon=True)
         self._stderr_reader.start()
         threading.Thread(target=self._read_replies, args=(replies,), name="oec-sandbox-replies", daemon=True).start()
@@ -121,6 +122,7 @@ class SandboxRuntime(AbstractRuntime):
                     future.set_result(reply)
         exit_code = self._process.wait()
         self._stopped.set()
+        self._disk_due.set()  # wakes the watcher, which then sees the stop
         self._stderr_reader.join(timeout=1.0)  # so the error message carries the server's last words
         self._fail_all(f"the sandbox process exited (code {exit_code})")
 
@@ -153,9 +155,14 @@ class SandboxRuntime(AbstractRuntime):
                 self.logger.debug("sandbox: %s", line)
 
     def _watch_disk(self) -> None:
-        """While a call runs, measure what the sandbox wrote; past its limit it is killed."""
-        while not self._stopped.wait(DISK_CHECK_INTERVAL_S):
-            if self._pending:
+        """Measure what the sandbox wrote after every writing call and, while a call runs, every interval; past its
+        limit it is killed. Off the reply path: a command's answer never waits for the measurement."""
+        while not self._stopped.is_set():
+            due = self._disk_due.wait(DISK_CHECK_INTERVAL_S)
+            if self._stopped.is_set():
+                break
+            if due or self._pending:
+                self._disk_due.clear()
                 self._check_disk()
 
     def _check_disk(self) -> None:
@@ -204,7 +211,7 @@ class SandboxRuntime(AbstractRuntime):
             self.kill(f"no answer to {method} within {deadline:.0f} s")
             raise self._error(f"the sandbox did not answer {method} within {deadline:.0f} s and was killed") from None
         if method in _WRITING_METHODS:
-            self._check_disk()
+            self._disk_due.set()
         if "exception" in message:
             raise exception_from_wire(message["exception"])
         return spec.response.validate_python(message["response"])
