@@ -2,7 +2,8 @@
 
 One batch (two workers) grades the reverse of the bug patch (the gold fix) of every addict instance and of one
 instance per other repository, next to every kind of bad prediction: empty, not applying, needing fuzz, rewriting or
-deleting tests, adding a conftest.py that forces passes, attacking the host, and naming an unknown instance. A second
+deleting tests, adding a conftest.py that forces passes, attacking the host, and naming an unknown instance (the
+other ways a patch might change how tests are collected or reported are in test_grader_attacks.py). A second
 small batch holds a patch that never terminates. The docker backend is checked on the command it builds and on the
 collection of a SWE-smith output tree written here.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -22,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from swebench.harness.constants import TESTS_TIMEOUT
 
 from oec.evaluation.cli import main
 from oec.evaluation.docker_harness import collect_round, plan_rounds
 from oec.evaluation.errors import EvaluationError
-from oec.evaluation.patching import protected_files
+from oec.evaluation.patching import NOT_SOURCE, TEST_FILE, revert_rule
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.run import EvalRun, evaluate_run
 from sweagent.environment.repo_profiles import get_profile
@@ -35,6 +39,7 @@ from sweagent.environment.tests_runner import grade, is_resolved, run_tests
 from sweagent.environment.workspace import apply_patch, build_workspace, git
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import PREDS_FILE, Prediction, write_prediction
+from sweagent.run.merge_preds import main as merge_preds_main
 from sweagent.trajectory import Trajectory, TrajectoryInfo, traj_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +75,8 @@ def diff_after(instance: TaskInstance, edit: Callable[[Path], None], root: Path)
     """The patch a model would submit after `edit` on the instance's bug state (made with git, like the agent's)."""
     workspace = build_workspace(instance, Path(tempfile.mkdtemp(dir=root)) / "repo", hide_fail_to_pass_tests=False)
     edit(workspace.path)
-    git(workspace.path, "add", "--all")
-    return git(workspace.path, "diff", "--cached", "HEAD").stdout
+    git(workspace.path, "add", "--all", "--force")
+    return git(workspace.path, "diff", "--cached", "--binary", "HEAD").stdout
 
 
 def append(path: str, text: str) -> Callable[[Path], None]:
@@ -165,7 +170,7 @@ def predict(instance_id: str, patch: str | None, model: str = "oec-test") -> Pre
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     root = tmp_path_factory.mktemp("eval")
-    # A host folder the sandbox shows read-only (the host's /tmp is replaced by the sandbox's own).
+    # A host folder outside the sandbox's view (the host's /tmp is replaced by the sandbox's own).
     canary = Path(tempfile.mkdtemp(prefix="oec-eval-canary-", dir="/var/tmp"))
     (canary / "keep.txt").write_text("host data")
     listener = socket.create_server(("127.0.0.1", 0))
@@ -231,9 +236,10 @@ def test_a_patch_with_stale_context_applies_with_fuzz(batch: Batch) -> None:
 @pytest.mark.slow
 def test_changes_to_tests_are_reverted_before_the_tests_run(batch: Batch) -> None:
     assert batch.report("rewrites_tests")["resolved"] is False
-    assert "Reverted changes to test files: test_addict.py" in batch.text("rewrites_tests", "run_instance.log")
+    assert "Reverted changes outside the source files:\n  test_addict.py: test file\n" in batch.text("rewrites_tests", "run_instance.log")
     assert batch.report("adds_conftest")["resolved"] is False
-    assert "Reverted changes to test files: conftest.py" in batch.text("adds_conftest", "run_instance.log")
+    assert "\n  conftest.py: test file\n" in batch.text("adds_conftest", "run_instance.log")
+    assert json.loads(batch.text("adds_conftest", "reverted_changes.json")) == {"conftest.py": "test file"}
     # The fix with the test file deleted: the file comes back and its tests run and pass.
     deleted = batch.report("fixes_and_deletes_tests")
     assert deleted["resolved"] is True and deleted["tests_status"]["FAIL_TO_PASS"]["failure"] == []
@@ -253,8 +259,8 @@ def test_the_test_cheats_would_pass_if_they_were_not_reverted(batch: Batch, tmp_
 @pytest.mark.slow
 def test_the_sandbox_stops_a_patch_that_attacks_the_host(batch: Batch) -> None:
     log = batch.text("attacks_host", "test_output.txt")
-    assert "HOSTILE rmtree: [Errno 30] Read-only file system" in log
-    assert "write: [Errno 30] Read-only file system" in log
+    assert f"HOSTILE rmtree: [Errno 2] No such file or directory: '{batch.canary}'" in log
+    assert "write: [Errno 2] No such file or directory" in log
     assert "connect: [Errno 111] Connection refused" in log
     assert batch.report("attacks_host")["resolved"] is False
     assert (batch.canary / "keep.txt").read_text() == "host data" and not (batch.canary / "planted.txt").exists()
@@ -345,14 +351,25 @@ def test_a_patch_that_never_finishes_is_killed_at_the_timeout_and_the_batch_goes
     assert run.summary["ids_resolved"] == ["fixes"] and run.summary["outcomes"] == {"graded": 1, "timed_out": 1}
 
 
-def test_test_files_are_the_graded_ones_the_profiles_test_paths_and_pytest_conventions() -> None:
+def test_only_source_files_keep_their_changes() -> None:
+    """Test files (graded ones, the profile's test paths, pytest's conventions), anything outside the source paths
+    and, inside them, files that steer Python or pytest are reverted; the rest of the source stays patched."""
     toolz = next(instance for instance in INSTANCES if instance.repo == "toolz")
-    is_test = protected_files(toolz, get_profile("toolz"))
-    for path in ("toolz/tests/test_itertoolz.py", "toolz/tests/helpers.py", "conftest.py", "pkg/conftest.py",
-                 "test_x.py", "lib/x_test.py", "pytest.ini", "tests/data.txt"):
-        assert is_test(path), path
-    for path in ("toolz/itertoolz.py", "setup.py", "toolz/testing_utils_not_a_dir.py", "README.rst"):
-        assert not is_test(path), path
+    reason = revert_rule(toolz, get_profile("toolz"))
+    outside = "outside the source paths (toolz, tlz)"
+    expected = {
+        "toolz/tests/test_itertoolz.py": TEST_FILE, "toolz/tests/helpers.py": TEST_FILE, "toolz/conftest.py": TEST_FILE,
+        "pkg/conftest.py": TEST_FILE, "test_x.py": TEST_FILE, "toolz/x_test.py": TEST_FILE, "tests/data.txt": TEST_FILE,
+        "pytest.ini": outside, "setup.py": outside, "README.rst": outside, "pytest.py": outside, "_pytest/__init__.py": outside,
+        "sitecustomize.py": outside, "x.pth": outside, "toolz.egg-info/entry_points.txt": outside, "toolzy/a.py": outside,
+        "toolz/pyproject.toml": NOT_SOURCE, "toolz/setup.cfg": NOT_SOURCE, "toolz/tox.ini": NOT_SOURCE,
+        "toolz/pytest.ini": NOT_SOURCE, "toolz/.pytest.ini": NOT_SOURCE, "toolz/sitecustomize.py": NOT_SOURCE,
+        "tlz/usercustomize.py": NOT_SOURCE, "toolz/a.pth": NOT_SOURCE, "toolz/__pycache__/itertoolz.cpython-311.pyc": NOT_SOURCE,
+        "toolz/itertoolz.cpython-311-x86_64-linux-gnu.so": NOT_SOURCE, "toolz/x.dist-info/entry_points.txt": NOT_SOURCE,
+        "toolz/itertoolz.py": None, "toolz/testing_utils_not_a_dir.py": None, "tlz/__init__.py": None,
+        "toolz/curried/__init__.py": None, "toolz/data.json": None,
+    }
+    assert {path: reason(path) for path in expected} == expected
 
 
 def _swesmith_eval_flags() -> set[str]:
@@ -414,7 +431,7 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, capsys: pytest
     run_dir.mkdir()
     cases = [
         ([str(tmp_path / "absent")], f"{tmp_path / 'absent'}: run directory does not exist"),
-        ([str(run_dir)], f"{run_dir}: no preds.json and no <traj_id>/<traj_id>.pred files"),
+        ([str(run_dir)], f"{run_dir}: no preds.json and no readable <traj_id>/<traj_id>.pred files"),
         ([str(run_dir), "--workers", "0"], "--workers: expected a positive number of workers, got 0"),
         ([str(run_dir), "--backend", "docker", "--timeout", "5"], "--timeout: only the local backend takes it"),
         ([str(run_dir), "--run_id", "x"], "--run_id: only the docker backend takes it"),
@@ -448,3 +465,64 @@ def test_an_instance_the_harness_cannot_build_is_reported_and_retried_while_the_
 def test_the_script_runs_from_any_directory(tmp_path: Path) -> None:
     result = subprocess.run([str(REPO / "eval_swesmith.sh"), "--help"], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert result.stdout.startswith("usage: eval_swesmith.sh") and "--backend {local,docker}" in result.stdout
+
+
+def test_a_stale_preds_json_is_rebuilt_from_the_pred_files_with_a_warning(tmp_path: Path) -> None:
+    """preds.json older than a .pred, or holding other traj ids, is rebuilt (the warning names what changed); an
+    unreadable .pred is skipped and named on one line; a current preds.json is left alone."""
+    run_dir = tmp_path / "run"
+    iid = INSTANCES[0].instance_id
+    write_run(run_dir, {"a": predict(iid, ""), "b": predict(iid, "")}, {})
+    preds_file = run_dir / PREDS_FILE
+    earlier = {"a": {"instance_id": iid, "model_name_or_path": "older", "model_patch": "", "traj_id": "a"},
+               "gone": {"instance_id": iid, "model_name_or_path": "oec-test", "model_patch": "", "traj_id": "gone"}}
+    preds_file.write_text(json.dumps(earlier))
+    oldest = min(path.stat().st_mtime_ns for path in run_dir.glob("*/*.pred"))
+    os.utime(preds_file, ns=(oldest - 10**9, oldest - 10**9))
+    bad = run_dir / "bad" / "bad.pred"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+
+    def evaluate() -> tuple[EvalRun, list[str]]:
+        console = Console(file=io.StringIO(), width=1000)
+        run = evaluate_run(run_dir, instances_file=DEMO, console=console)
+        return run, [line for line in console.file.getvalue().splitlines() if "warning:" in line]
+
+    run, warnings = evaluate()
+    assert warnings == [
+        f"[eval_swesmith] warning: {preds_file} is older than some of its .pred files: rebuilt it from them "
+        "(1 added (b), 1 removed (gone), 1 changed (a))",
+        f"[eval_swesmith] warning: skipped 1 unreadable .pred file(s): {bad}: cannot read prediction "
+        "(Expecting property name enclosed in double quotes: line 1 column 2 (char 1))",
+    ]
+    assert json.loads(preds_file.read_text()).keys() == {"a", "b"}
+    assert run.summary["total"] == 2 and run.summary["outcomes"] == {"empty_patch": 2}
+    rebuilt_at = preds_file.stat().st_mtime_ns
+    _, warnings = evaluate()
+    assert [line for line in warnings if "preds.json" in line] == [] and preds_file.stat().st_mtime_ns == rebuilt_at
+    shutil.rmtree(run_dir / "b")
+    _, warnings = evaluate()
+    assert warnings[0] == (f"[eval_swesmith] warning: {preds_file} holds other traj ids than its .pred files: "
+                           "rebuilt it from them (1 removed (b))")
+    # A run that has only a preds.json (made by another tool) is graded from it as it is.
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / PREDS_FILE).write_text(json.dumps(earlier))
+    run = evaluate_run(only, instances_file=DEMO, console=Console(file=io.StringIO()))
+    assert run.summary["total"] == 2 and json.loads((only / PREDS_FILE).read_text()) == earlier
+
+
+def test_merge_preds_skips_unreadable_pred_files_and_says_so_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    write_run(run_dir, {"a": predict(INSTANCES[0].instance_id, "diff")}, {})
+    (run_dir / "listed").mkdir()
+    (run_dir / "listed" / "listed.pred").write_text("[1, 2]")
+    (run_dir / "binary").mkdir()
+    (run_dir / "binary" / "binary.pred").write_bytes(b"\xff\xfe\x00")
+    assert merge_preds_main([str(run_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith("sweagent merge-preds: skipped 2 unreadable .pred file(s): "), err
+    assert f"{run_dir / 'binary' / 'binary.pred'}: cannot read prediction (" in err
+    assert f"{run_dir / 'listed' / 'listed.pred'}: key '(top level)': " in err
+    assert out == f"merged 1 predictions into {run_dir / PREDS_FILE}\n"
+    assert json.loads((run_dir / PREDS_FILE).read_text()).keys() == {"a"}

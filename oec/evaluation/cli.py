@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from oec.evaluation.run import DEFAULT_INSTANCES, EVAL_SUBDIR, evaluate_run
-from sweagent.utils.log import quiet_library_loggers
+from sweagent.utils.log import setup_cli_output
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -15,8 +15,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="eval_swesmith.sh",
         description="Grade every prediction of a run directory against the instance's unit tests and write "
         "SWE-smith reports: <eval>/<traj_id>/report.json, test_output.txt, run_instance.log, and <eval>/summary.json. "
-        "RUN_DIR/preds.json is merged from the .pred files if missing. Traj ids that already have a report are "
-        "skipped, so an interrupted run resumes where it stopped.",
+        "RUN_DIR/preds.json is rebuilt from the .pred files if missing or stale (unreadable .pred files are skipped "
+        "with a warning). The local backend keeps only a patch's changes to the repository's source files (tests, "
+        "pytest configuration and new top-level files are reverted) and runs pytest with its own settings. Traj ids "
+        "that already have a report are skipped, so an interrupted run resumes where it stopped.",
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory (<traj_id>/<traj_id>.pred|.traj, preds.json)")
     parser.add_argument("--instances", type=Path, default=DEFAULT_INSTANCES, metavar="FILE",
@@ -32,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_library_loggers()
+    setup_cli_output()
     args = _parser().parse_args(argv)
     try:
         run = evaluate_run(

@@ -1,10 +1,11 @@
 """The local backend: grade each prediction in a fresh sandboxed workspace, the way SWE-smith's docker harness does.
 
 Per prediction: the instance's bug state with its FAIL_TO_PASS test files present (SWE-smith checks out the commit
-before the tests were removed), the model patch applied, test-file changes reverted, the FAIL_TO_PASS and
-PASS_TO_PASS test files run (SWE-smith's `min_testing`) under a timeout in the sandbox, the log parsed by the repo
-profile and graded by SWE-smith's rules. The results land in `<eval>/<traj_id>/`: `patch.diff`, `run_instance.log`,
-`test_output.txt` and, last, `report.json`.
+before the tests were removed), the model patch applied, every change outside the source files reverted, the
+FAIL_TO_PASS and PASS_TO_PASS test files run (SWE-smith's `min_testing`) under a timeout in the sandbox with the
+harness's own pytest configuration, the log parsed by the repo profile and graded by SWE-smith's rules. The results
+land in `<eval>/<traj_id>/`: `patch.diff`, `reverted_changes.json` (what was put back, and why),
+`run_instance.log`, `test_output.txt` and, last, `report.json`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from swebench.harness.constants import APPLY_PATCH_FAIL, APPLY_PATCH_PASS
 
-from oec.evaluation.patching import PatchRejected, apply_model_patch, protected_files, revert_test_files
+from oec.evaluation.patching import PatchRejected, apply_model_patch, revert_changes, revert_rule
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.reports import (
     INSTANCE_LOG_FILE,
     PATCH_FILE,
+    REVERTED_FILE,
     TEST_LOG_FILE,
     Outcome,
     empty_patch_report,
@@ -36,7 +38,7 @@ from oec.evaluation.reports import (
 from sweagent.environment.repo_profiles import DEFAULT_MOUNT, files_of_tests, get_profile
 from sweagent.environment.tests_runner import grade, is_resolved, run_tests
 from sweagent.environment.workspace import build_workspace
-from sweagent.utils.files import write_text_atomic
+from sweagent.utils.files import write_json_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -74,15 +76,17 @@ def evaluate_prediction(job: EvalJob, out_dir: Path, *, timeout_s: float | None 
         workspace = build_workspace(job.instance, Path(scratch) / "repo", hide_fail_to_pass_tests=False)
         try:
             applied = apply_model_patch(workspace.path, patch_file)
-            reverted = revert_test_files(workspace.path, applied, protected_files(job.instance, profile))
+            reverted = revert_changes(workspace.path, applied, revert_rule(job.instance, profile))
         except PatchRejected as rejected:
             log.append(f"{APPLY_PATCH_FAIL}:\n{rejected}")
             return finish(patch_failed_report(str(rejected), model), "patch_failed", log)
         log.append(f"{APPLY_PATCH_PASS} ({applied.method}):\n{applied.log.strip()}")
-        log.append(f"Reverted changes to test files: {' '.join(reverted)}" if reverted else "No test file changed.")
+        write_json_atomic(out_dir / REVERTED_FILE, reverted)
+        log.append("Reverted changes outside the source files:" if reverted else "Every change is to a source file.")
+        log += [f"  {path}: {reason}" for path, reason in reverted.items()]
         test_files = files_of_tests(job.instance.FAIL_TO_PASS + job.instance.PASS_TO_PASS)
         suite = run_tests(workspace.path, profile, test_files=test_files, timeout=timeout)
-    command = profile.tests_command(test_files)
+    command = profile.tests_command(test_files, DEFAULT_MOUNT)
     test_log = framed_test_log(DEFAULT_MOUNT, command, suite.output, timed_out=suite.timed_out, timeout_s=timeout)
     write_text_atomic(out_dir / TEST_LOG_FILE, test_log)
     log.append(f"Test runtime: {suite.duration_s:.2f} seconds (exit code {suite.exit_code}, timeout {timeout:g} s)")

@@ -12,14 +12,7 @@ from pathlib import Path
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.reports import REPORT_FILE
 from sweagent.instance import TaskInstance, load_instances
-from sweagent.predictions import (
-    PREDS_FILE,
-    Prediction,
-    collect_predictions,
-    instance_id_of,
-    load_preds_json,
-    merge_predictions,
-)
+from sweagent.predictions import PREDS_FILE, Prediction, instance_id_of, sync_preds_json
 
 
 @dataclass(frozen=True)
@@ -42,25 +35,28 @@ class EvalPlan:
     """Traj ids that already have a report (an earlier, interrupted run graded them)."""
     skipped: dict[str, str] = field(default_factory=dict)
     """Traj id → why it cannot be graded (e.g. its instance is not in the instances file)."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each: a stale preds.json that was rebuilt, unreadable .pred files that were skipped."""
 
 
-def run_predictions(run_dir: Path) -> dict[str, Prediction]:
-    """The run's `preds.json`, merged from its `<traj_id>/<traj_id>.pred` files first if it does not exist."""
+def run_predictions(run_dir: Path) -> tuple[dict[str, Prediction], list[str]]:
+    """The run's predictions (`preds.json`, rebuilt from the `.pred` files when missing or stale) and warnings."""
     if not run_dir.is_dir():
         raise EvaluationError(f"{run_dir}: run directory does not exist (argument RUN_DIR)")
-    preds_file = run_dir / PREDS_FILE
-    if preds_file.is_file():
-        return load_preds_json(preds_file)
-    if not collect_predictions(run_dir):
-        raise EvaluationError(f"{run_dir}: no {PREDS_FILE} and no <traj_id>/<traj_id>.pred files to merge into one")
-    return merge_predictions([run_dir], preds_file)
+    synced = sync_preds_json(run_dir)
+    warnings = [line for line in (synced.stale, synced.collected.unreadable_line()) if line]
+    if not synced.predictions:
+        skipped = synced.collected.unreadable_line()
+        found = f" ({skipped})" if skipped else ""
+        raise EvaluationError(f"{run_dir}: no {PREDS_FILE} and no readable <traj_id>/<traj_id>.pred files to merge into one{found}")
+    return synced.predictions, warnings
 
 
 def plan_evaluation(run_dir: Path, instances_file: Path, eval_dir: Path) -> EvalPlan:
     """Sort the run's predictions into to-do, done (resume) and skipped (unknown instance)."""
-    predictions = run_predictions(run_dir)
+    predictions, warnings = run_predictions(run_dir)
     instances = {instance.instance_id: instance for instance in load_instances(instances_file)}
-    plan = EvalPlan(predictions, instances)
+    plan = EvalPlan(predictions, instances, warnings=warnings)
     for traj_id, prediction in sorted(predictions.items()):
         instance = instances.get(instance_id_of(prediction))
         if instance is None:

@@ -26,6 +26,8 @@ REPORT_FILE = LOG_REPORT
 TEST_LOG_FILE = LOG_TEST_OUTPUT
 INSTANCE_LOG_FILE = LOG_INSTANCE
 PATCH_FILE = "patch.diff"
+REVERTED_FILE = "reverted_changes.json"
+"""Path → why the harness put the patch's change back (kept out of report.json, whose bytes are SWE-smith's)."""
 PATCH_APPLY_ERROR = "patch_apply_error"
 
 Outcome = Literal["graded", "empty_patch", "patch_failed", "timed_out", "no_test_output"]

@@ -57,6 +57,8 @@ def evaluate_run(
     console = console or Console()
     eval_dir = eval_dir or run_dir / EVAL_SUBDIR
     plan = plan_evaluation(run_dir, instances_file, eval_dir)
+    for warning in plan.warnings:
+        console.print(f"[eval_swesmith] warning: {warning}", highlight=False, markup=False)
     console.print(
         f"[eval_swesmith] {len(plan.predictions)} predictions: {len(plan.todo)} to grade ({backend}), "
         f"{len(plan.done)} already graded, {len(plan.skipped)} skipped → {eval_dir}",

@@ -29,10 +29,15 @@ DEFAULT_MOUNT = "/testbed"
 PYTEST_TEST_DEPS = ("pytest==8.3.5", "pluggy==1.5.0", "iniconfig==2.0.0", "packaging==24.2")
 
 # -rA prints one `STATUS test_id` line per test, which `parse_log_pytest` reads; --tb=short keeps the
-# assertion messages that problem statements quote; no cache provider, so test runs leave no files behind.
-# setarch turns address randomisation off: object ids, and the order of sets hashed by them (any set holding
-# None), are then the same on every run, so a tree's test log is reproducible (PYTHONHASHSEED does the rest).
-PYTEST_COMMAND = 'setarch "$(uname -m)" --addr-no-randomize python -m pytest -rA --tb=short --color=no -p no:cacheprovider'
+# assertion messages that problem statements quote.
+PYTEST_REPORT_OPTIONS = ("-rA", "--tb=short", "--color=no")
+PYTEST_CONFIG = "/run/oec-pytest/pytest.ini"
+"""Where the test run's pytest configuration appears, read-only, in the sandbox: outside the workspace, so the
+repository's own pytest settings (pytest.ini, pyproject.toml, setup.cfg, tox.ini), which a patch can change, are
+never read."""
+# What the test run's interpreter and pytest take from the environment: no user site, no plugin found through
+# entry points (a patch can add a *.dist-info or *.egg-info declaring one), only the plugins the profile names.
+PYTEST_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 LOG_PARSERS: dict[str, Callable[[str], dict[str, str]]] = {
     "pytest": lambda log: parse_log_pytest(log, None),
@@ -52,8 +57,8 @@ class RepoProfile(BaseModel):
     """The pinned sdist whose tree is the pristine repository."""
     code_root: str = "."
     """Folder (relative to the repository root) put on PYTHONPATH: "." for a flat layout, "src" for a src layout."""
-    test_command: str = PYTEST_COMMAND
-    """Runs the tests; test files are appended. Must print one status line per test for `log_parser`."""
+    pytest_plugins: tuple[str, ...] = ()
+    """Modules the tests need as pytest plugins (`-p`); plugins are not discovered, so nothing else loads."""
     test_paths: tuple[str, ...]
     """What the test command runs when no test files are named: the whole suite."""
     source_paths: tuple[str, ...]
@@ -71,10 +76,26 @@ class RepoProfile(BaseModel):
         """Per-test status (`PASSED`, `FAILED`, `ERROR`, `SKIPPED`, `XFAIL`) read from a test log."""
         return LOG_PARSERS[self.log_parser](log)
 
-    def tests_command(self, test_files: Sequence[str] = ()) -> str:
-        """The shell command that runs `test_files` (or the whole suite when none are given)."""
-        targets = list(test_files) or list(self.test_paths)
-        return f"{self.test_command} {' '.join(shlex.quote(target) for target in targets)}"
+    def tests_command(self, test_files: Sequence[str] = (), mount: str = DEFAULT_MOUNT) -> str:
+        """The shell command that runs `test_files` (or the whole suite) with settings only the harness controls.
+
+        setarch turns address randomisation off: object ids, and the order of sets hashed by them (any set holding
+        None), are then the same on every run, so a tree's test log is reproducible (PYTHONHASHSEED does the rest).
+        `python -s -P` keeps the user site and the working directory off sys.path, so a `pytest.py`, `_pytest/` or
+        `pluggy.py` in the workspace cannot stand in for the real ones. `-c` names the harness's configuration,
+        `--rootdir` fixes the root test ids are relative to, `--confcutdir` ignores conftest.py files above the
+        workspace; no cache provider, so test runs leave no files behind.
+        """
+        plugins = [arg for plugin in self.pytest_plugins for arg in ("-p", plugin)]
+        argv = [
+            "python", "-s", "-P", "-m", "pytest", "-c", PYTEST_CONFIG, "--rootdir", mount, "--confcutdir", mount,
+            "-p", "no:cacheprovider", *plugins, *PYTEST_REPORT_OPTIONS, *(list(test_files) or self.test_paths),
+        ]
+        return f'setarch "$(uname -m)" --addr-no-randomize {shlex.join(argv)}'
+
+    def pytest_config(self, mount: str = DEFAULT_MOUNT) -> str:
+        """The file at PYTEST_CONFIG: it puts the code root on sys.path once pytest itself is imported."""
+        return f"[pytest]\npythonpath = {shlex.quote(self.pythonpath(mount))}\n"
 
     def pythonpath(self, mount: str = DEFAULT_MOUNT) -> str:
         """PYTHONPATH that makes the workspace's code importable without installing it."""
@@ -88,6 +109,13 @@ class RepoProfile(BaseModel):
     def sandbox_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
         """Environment for commands in a sandboxed workspace of this repository (builds the test venv once)."""
         return ensure_test_venv(self).env(self.pythonpath(mount))
+
+    def tests_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
+        """Environment for `tests_command`: no PYTHONPATH, whose entries Python searches while it starts (for a
+        `sitecustomize.py`) and before its own packages (for `pytest`), and PYTEST_ENV."""
+        env = self.sandbox_env(mount)
+        del env["PYTHONPATH"]
+        return {**env, **PYTEST_ENV}
 
     def sandbox_ro_binds(self) -> list[str]:
         """Host paths the sandbox must show read-only: the test venv, which may sit under the hidden home."""

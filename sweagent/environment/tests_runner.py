@@ -3,10 +3,15 @@
 Task validation (building the demo set), its regression test and the local evaluation harness all go through
 `run_tests` and `grade`, so "this instance is resolved" means the same thing everywhere: every FAIL_TO_PASS
 test and every PASS_TO_PASS test passes (swebench's `get_eval_tests_report` / `get_resolution_status`).
+
+The tests run with a configuration the harness owns (see `RepoProfile.tests_command`): its own pytest.ini from
+outside the workspace, no plugin discovery, no PYTHONPATH while the interpreter starts. Nothing in the workspace
+other than the code the tests import (and the conftest.py files the harness restores) takes part in a run.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +19,7 @@ from pathlib import Path
 from swebench.harness.constants import FAIL_TO_PASS, PASS_TO_PASS, ResolvedStatus, TestStatus
 from swebench.harness.grading import get_eval_tests_report, get_resolution_status
 
-from sweagent.environment.repo_profiles import DEFAULT_MOUNT, RepoProfile
+from sweagent.environment.repo_profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
 from sweagent.environment.sandbox import run_sandboxed
 from sweagent.instance import TaskInstance
 
@@ -48,14 +53,17 @@ def run_tests(
     mount: str = DEFAULT_MOUNT,
 ) -> SuiteResult:
     """Run `test_files` (default: the whole suite) of the workspace in the sandbox, with the repo's test venv."""
-    result = run_sandboxed(
-        profile.tests_command(test_files),
-        workspace_dir,
-        timeout=profile.test_timeout_s if timeout is None else timeout,
-        env=profile.sandbox_env(mount),
-        ro_binds=profile.sandbox_ro_binds(),
-        mount=mount,
-    )
+    with tempfile.TemporaryDirectory(prefix="oec-pytest-") as folder:
+        config = Path(folder) / "pytest.ini"
+        config.write_text(profile.pytest_config(mount), encoding="utf-8")
+        result = run_sandboxed(
+            profile.tests_command(test_files, mount),
+            workspace_dir,
+            timeout=profile.test_timeout_s if timeout is None else timeout,
+            env=profile.tests_env(mount),
+            ro_binds=[*profile.sandbox_ro_binds(), f"{config}:{PYTEST_CONFIG}"],
+            mount=mount,
+        )
     statuses = {} if result.timed_out else profile.parse_log(result.output)
     return SuiteResult(statuses, result.output, result.exit_code, result.timed_out, result.duration_s)
 

@@ -1,4 +1,7 @@
-"""`sweagent merge-preds DIR... [--output FILE]`: one preds.json from the .pred files of run directories."""
+"""`sweagent merge-preds DIR... [--output FILE]`: one preds.json from the .pred files of run directories.
+
+An unreadable .pred file is skipped and named on one line of stderr; the others are still merged.
+"""
 
 from __future__ import annotations
 
@@ -24,5 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     except PredictionError as exc:
         print(f"sweagent merge-preds: {exc}", file=sys.stderr)
         return 2
-    print(f"merged {len(merged)} predictions into {output}")
+    if skipped := merged.unreadable_line():
+        print(f"sweagent merge-preds: {skipped}", file=sys.stderr)
+    print(f"merged {len(merged.predictions)} predictions into {output}")
     return 0
