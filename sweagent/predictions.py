@@ -125,7 +125,8 @@ def merge_predictions(run_dirs: list[str | Path], output: str | Path) -> Collect
 class SyncedPredictions:
     collected: CollectedPredictions
     predictions: dict[str, Prediction]
-    """What a reader should use: the `.pred` files' predictions, or `preds.json`'s when the run has no `.pred`."""
+    """What a reader should use: what `preds.json` holds once it is current (rebuilt if it was not), or holds as it is
+    when the run has no readable `.pred` file."""
     stale: str | None = None
     """One line saying why `preds.json` was rebuilt and what that changed (None when it was current or missing)."""
 
