@@ -39,8 +39,8 @@ def list_group(name: str, run_dirs: list[Path]) -> dict[str, list[RolloutFile]]:
     for dir_index, run_dir in enumerate(run_dirs):
         try:
             paths = list(iter_trajectory_files(run_dir))
-        except TrajectoryError:
-            raise CovariateShiftError(f"group '{name}': run directory {run_dir} does not exist") from None
+        except TrajectoryError as exc:
+            raise CovariateShiftError(f"group '{name}': {exc}") from None
         for path in paths:
             traj_id = path.parent.name
             instance_id, rollout = split_traj_id(traj_id)

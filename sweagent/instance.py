@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sweagent.ids import InstanceId, check_id
 from sweagent.utils.errors import describe_validation_error
 
 
@@ -34,7 +35,7 @@ class TaskInstance(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    instance_id: str
+    instance_id: InstanceId
     repo: str = ""
     patch: str = ""
     """The bug, as a diff against the pristine tree."""
@@ -85,6 +86,7 @@ def parse_instances(rows: Iterable[Any], source: str) -> list[TaskInstance]:
 
 
 def find_instance(path: str | Path, instance_id: str) -> TaskInstance:
+    check_id(instance_id, f"instance_id to look up in {path}", InstanceError)
     for instance in load_instances(path):
         if instance.instance_id == instance_id:
             return instance

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sweagent.ids import InstanceId, TrajId, check_id
 from sweagent.trajectory import split_traj_id
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
@@ -30,10 +31,10 @@ class PredictionError(ValueError):
 class Prediction(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    instance_id: str
+    instance_id: InstanceId
     model_name_or_path: str = ""
     model_patch: str | None = ""
-    traj_id: str | None = None
+    traj_id: TrajId | None = None
 
     @property
     def key(self) -> str:
@@ -54,7 +55,7 @@ def load_prediction(path: str | Path) -> Prediction:
     except ValidationError as exc:
         raise PredictionError(f"{path}: {describe_validation_error(exc)}") from None
     if prediction.traj_id is None and path.stem != prediction.instance_id:
-        prediction.traj_id = path.stem
+        prediction.traj_id = check_id(path.stem, f"{path.parent.parent}: .pred file name", PredictionError, traj=True)
     return prediction
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sweagent.ids import check_id
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
 
@@ -182,11 +183,13 @@ def traj_path(output_dir: str | Path, traj_id: str) -> Path:
 
 
 def iter_trajectory_files(run_dir: str | Path) -> Iterator[Path]:
-    """Every `<run>/<traj_id>/<traj_id>.traj` in a run directory, sorted by traj id."""
+    """Every `<run>/<traj_id>/<traj_id>.traj` in a run directory, sorted by traj id; a folder name that is not a
+    traj id stops the reader (later stages build paths and log lines from it)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TrajectoryError(f"{run_dir}: run directory does not exist")
     for child in sorted(run_dir.iterdir()):
         candidate = child / f"{child.name}{TRAJ_SUFFIX}"
         if child.is_dir() and candidate.is_file():
+            check_id(child.name, f"{run_dir}: trajectory folder name", TrajectoryError, traj=True)
             yield candidate

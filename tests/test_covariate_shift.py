@@ -297,7 +297,7 @@ def test_a_group_of_empty_trajectories_is_named(tmp_path: Path, capsys) -> None:
         ("groups: {a: x, b: y}\nreference: c\noutput_dir: o\n", [], "key 'reference': 'c' is not a group"),
         ("groups: {a: x, b: y}\nreference: a\noutput_dir: o\nembedding: {modle: m}\n", [], "key 'embedding.modle'"),
         ("groups: {a: x}\nreference: a\noutput_dir: o\n", ["--group", "b"], "--group 'b': expected NAME=RUN_DIR"),
-        ("groups: {a: x, b: y}\nreference: a\noutput_dir: o\n", [], "group 'a': run directory x does not exist"),
+        ("groups: {a: x, b: y}\nreference: a\noutput_dir: o\n", [], "group 'a': x: run directory does not exist"),
     ],
 )
 def test_bad_settings_give_one_line_naming_the_key(tmp_path: Path, capsys, config_text: str, extra: list[str], expected: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.reports import REPORT_FILE, read_report
 from oec.sft.errors import SFTError
+from sweagent.ids import check_id
 
 
 def report_files(eval_dir: str | Path) -> dict[str, Path]:
@@ -14,7 +15,8 @@ def report_files(eval_dir: str | Path) -> dict[str, Path]:
     eval_dir = Path(eval_dir)
     if not eval_dir.is_dir():
         raise SFTError(f"{eval_dir}: eval directory does not exist (option --evals)")
-    return {child.name: child / REPORT_FILE for child in sorted(eval_dir.iterdir()) if (child / REPORT_FILE).is_file()}
+    return {check_id(child.name, f"{eval_dir}: report folder name", SFTError, traj=True): child / REPORT_FILE
+            for child in sorted(eval_dir.iterdir()) if (child / REPORT_FILE).is_file()}
 
 
 def read_resolved(path: Path) -> bool:

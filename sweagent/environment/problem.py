@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Protocol
 
+from sweagent.ids import id_from_name
 from sweagent.instance import TaskInstance
 
 
@@ -61,7 +61,7 @@ class LocalRepoProblem:
             raise ValueError(f"{repo_path}: repository folder does not exist (option --repo_path)")
         self.repo_path = repo_path
         self.problem_statement = problem_statement
-        self.id = problem_id or re.sub(r"[^A-Za-z0-9_.-]", "_", repo_path.resolve().name)
+        self.id = problem_id or id_from_name(repo_path.resolve().name)
         self.image_name = None
 
     def build_workspace(self, dest: Path) -> None:
