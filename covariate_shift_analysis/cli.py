@@ -9,6 +9,7 @@ import sys
 from covariate_shift_analysis.errors import CovariateShiftError
 from sweagent.run.config_loading import ConfigError, parse_cli, resolve_config_path
 from sweagent.trajectory import TrajectoryError
+from sweagent.utils.log import setup_cli_output
 
 EPILOG = """\
 Any setting of the YAML file can also be given as a dotted option, e.g.
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, extra = _parser().parse_known_args(argv)
+    setup_cli_output()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         from covariate_shift_analysis.analysis import run_analysis

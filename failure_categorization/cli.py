@@ -25,7 +25,8 @@ from failure_categorization.taxonomy import ANALYSIS_ERROR, DEFAULT_TAXONOMY, lo
 from sweagent.instance import InstanceError, load_instances
 from sweagent.local_models import LocalModelError, ensure_server, get_spec
 from sweagent.utils.files import write_json_atomic
-from sweagent.utils.log import quiet_library_loggers
+from sweagent.utils.log import setup_cli_output
+from sweagent.utils.secrets import register_secret
 
 LOCAL_JUDGE = "expert"
 """Local model server that judges when no --model is given."""
@@ -114,6 +115,7 @@ def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
     key = os.environ.get(args.api_key_env)
     if not key:
         raise CategorizationError(f"--api_key_env: environment variable {args.api_key_env} is not set")
+    register_secret(key)  # a provider error quoting it must not reach the verdicts
     return args.api_base, key
 
 
@@ -207,7 +209,7 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
-    quiet_library_loggers()
+    setup_cli_output()
     console = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "compare":

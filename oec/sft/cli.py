@@ -19,7 +19,7 @@ from oec.sft.errors import SFTError
 from oec.sft.filters import RepetitionFilter
 from oec.sft.pipeline import ConvertOptions, convert
 from oec.sft.prompt import DEFAULT_PROMPT_CONFIG, STYLE_PARSERS
-from sweagent.utils.log import quiet_library_loggers
+from sweagent.utils.log import setup_cli_output
 
 _BAD_INPUT = (SFTError, TrajectoryError, InstanceError, BundleError, TemplateError)
 
@@ -99,7 +99,7 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_library_loggers()
+    setup_cli_output()
     args = _parser().parse_args(argv)
     console = Console(stderr=True)
     if args.resolved_only and not args.evals:

@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from sweagent.utils.secrets import register_secret
+
 logger = logging.getLogger(__name__)
 
 
@@ -130,11 +132,13 @@ class ReplayModelConfig(BaseModel):
 
 
 def _resolve_secret(secret: SecretStr | None) -> str | None:
-    """`$VAR` in YAML names an environment variable, read only at call time."""
+    """`$VAR` in YAML names an environment variable, read only at call time; the key is masked in every output."""
     if secret is None:
         return None
     value = secret.get_secret_value()
-    return os.environ.get(value[1:], "") if value.startswith("$") else value
+    resolved = os.environ.get(value[1:], "") if value.startswith("$") else value
+    register_secret(resolved)
+    return resolved
 
 
 class LiteLLMModel:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from sweagent.utils.log import quiet_library_loggers
+from sweagent.utils.log import setup_cli_output
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("sweagent.run.run_single", "run the agent on one instance"),
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweagent: unknown subcommand '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    quiet_library_loggers()
+    setup_cli_output()
     return int(module.main(rest) or 0)
 
 

@@ -2,7 +2,9 @@
 
 `sweagent run --config a.yaml --config b.yaml --agent.model.name gpt-4o` loads a.yaml, merges b.yaml over it,
 then sets agent.model.name. Strings may use `${VAR}` or `${VAR:-default}` to read the environment at load time
-(API keys should use `$VAR` instead, which is resolved only when a request is made, so it is never dumped).
+(API keys should use `$VAR` instead, which is resolved only when a request is made, so it is never dumped). What
+`${VAR}` puts into a header, an `env` mapping or a secret-named key is registered with `sweagent.utils.secrets` and
+masked by value in every output.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweagent.tools.bundles import REPO_ROOT
+from sweagent.utils.secrets import MASK, redact_data, register_secret
 
 T = TypeVar("T", bound=BaseModel)
 COMMAND_LINE = "command line"
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|auth[_-]?token|access[_-]?token)$", re.IGNORECASE)
-REDACTED = "***redacted***"
+_SECRET_FIELDS = {"extra_headers", "headers", "env"}
 
 
 class ConfigError(ValueError):
@@ -36,11 +39,19 @@ def resolve_config_path(path: str | Path) -> Path:
     return REPO_ROOT / candidate
 
 
-def _expand_env(value: Any) -> Any:
+def _carries_secrets(path: tuple[str, ...]) -> bool:
+    """A request header, an `env` mapping below the top level (`env.deployment.env`) or a secret-named key."""
+    return bool(_SECRET_FIELDS.intersection(path[1:-1])) or bool(path and _SECRET_KEY.search(path[-1]))
+
+
+def _expand_env(value: Any, path: tuple[str, ...] = ()) -> Any:
+    """Expand `${VAR}` in strings; what lands in a secret-bearing field is registered to be masked by value."""
     if isinstance(value, str):
         def substitute(match: re.Match[str]) -> str:
             name, default = match["name"], match["default"]
             if name in os.environ:
+                if _carries_secrets(path):
+                    register_secret(os.environ[name])
                 return os.environ[name]
             if default is not None:
                 return default
@@ -48,10 +59,22 @@ def _expand_env(value: Any) -> Any:
 
         return _ENV_REF.sub(substitute, value)
     if isinstance(value, dict):
-        return {key: _expand_env(item) for key, item in value.items()}
+        return {key: _expand_env(item, (*path, str(key))) for key, item in value.items()}
     if isinstance(value, list):
-        return [_expand_env(item) for item in value]
+        return [_expand_env(item, (*path, str(index))) for index, item in enumerate(value)]
     return value
+
+
+def _register_secret_keys(data: Any) -> None:
+    """Values of secret-named keys (`api_key`, `x-api-key`, `password`) are masked wherever else they show up."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if isinstance(value, str) and _SECRET_KEY.search(str(key)):
+                register_secret(value)
+            _register_secret_keys(value)
+    elif isinstance(data, list):
+        for item in data:
+            _register_secret_keys(item)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any], origin: str, origins: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()) -> None:
@@ -159,6 +182,7 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
         origins[tuple(key.split("."))] = COMMAND_LINE
     for key in ignore_keys:
         merged.pop(key, None)
+    _register_secret_keys(merged)
     try:
         return model.model_validate(merged)
     except ValidationError as exc:
@@ -188,9 +212,9 @@ def _matches(path: tuple[str, ...], loc: tuple[str, ...]) -> bool:
 
 
 def redact(data: Any) -> Any:
-    """A copy of a config dump with every secret-looking value replaced, for trajectories and logs."""
+    """A copy of a config dump with secret-named keys' values and every known secret value masked."""
     if isinstance(data, dict):
-        return {key: (REDACTED if _SECRET_KEY.search(str(key)) and value else redact(value)) for key, value in data.items()}
+        return {key: (MASK if _SECRET_KEY.search(str(key)) and value else redact(value)) for key, value in data.items()}
     if isinstance(data, list):
         return [redact(item) for item in data]
-    return data
+    return redact_data(data)

@@ -24,6 +24,7 @@ from sweagent.predictions import Prediction, write_prediction
 from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact, resolve_config_path
 from sweagent.trajectory import Trajectory, traj_path
 from sweagent.utils.files import write_text_atomic
+from sweagent.utils.secrets import RedactingFilter
 
 DEFAULT_CONFIG = "config/default.yaml"
 BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "executor", "redo_existing")
@@ -106,6 +107,7 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     thread = threading.get_ident()
     handler.addFilter(lambda record: record.thread == thread)  # parallel rollouts keep separate logs
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger("sweagent")
     root.addHandler(handler)
     root.setLevel(logging.INFO)

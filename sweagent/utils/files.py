@@ -1,4 +1,4 @@
-"""Atomic file writes: every stage writes results this way so a kill never leaves half a file."""
+"""Atomic file writes: every stage writes results this way so a kill never leaves half a file, and no secret."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sweagent.utils.secrets import redact_text
+
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same folder and an atomic rename."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+    """Write `text` with secrets masked (every text result passes here) via a temporary file and an atomic rename."""
+    write_bytes_atomic(path, redact_text(text).encode("utf-8"))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
