@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -99,6 +100,35 @@ def test_everything_a_command_prints_is_masked(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert value not in done.stdout + done.stderr
     assert done.stdout.count(MASK) == 1 and done.stderr.count(MASK) == 3
+
+
+@pytest.mark.parametrize("tokenized", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_sft_rows_never_carry_a_key_from_a_trajectory_written_elsewhere(tmp_path: Path, monkeypatch, tokenized: bool) -> None:
+    from oec.sft.cli import main
+    from oec.sft.prompt import load_student_prompt
+    from oec.sft.synthetic import StepSpec, build_trajectory
+    from oec.sft.tokenized import load_tokenizer
+    from sweagent.local_models.catalog import get_spec
+    from sweagent.local_models.weights import ensure_weights
+    from sweagent.tools.parsing import ToolCall
+
+    value = fresh_secret()
+    monkeypatch.setenv("OEC_TEST_HUB_TOKEN", value)
+    specs = [StepSpec("expert", ToolCall("bash", {"command": "env | grep HUB"}), f"HUB={value}\n", "I look at the token."),
+             StepSpec("expert", ToolCall("submit", {}), "", "Done.")]
+    path = traj_path(tmp_path / "run", "pkg__bug-1")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(build_trajectory("pkg__bug-1", specs, load_student_prompt().commands).to_json_dict()))
+    assert value in path.read_text()  # as another tool wrote it: unmasked
+    output = tmp_path / "out" / "sft.jsonl"
+    tokenizer = ["--tokenizer", str(ensure_weights(get_spec("student")))] if tokenized else []
+    assert main(["--runs", str(tmp_path / "run"), "--no-resolved_only", "--val_fraction", "0", "--output", str(output),
+                 "--quiet", *tokenizer]) == 0
+    rows = output.read_text()
+    assert value not in rows and f"HUB={MASK}" in rows
+    if tokenized:  # binary, so masked in the rows before tokenizing, not by the text writer
+        decoded = load_tokenizer(tokenizer[1]).decode(pq.read_table(output.with_suffix(".parquet")).to_pylist()[0]["input_ids"])
+        assert value not in decoded and f"HUB={MASK}" in decoded
 
 
 # ---- a real run and the judge -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sweagent.instance import load_instances
 from sweagent.tools.parsing import FormatError
 from sweagent.trajectory import ModelRole, TrajectoryError, load_trajectory
 from sweagent.utils.files import write_json_atomic, write_text_atomic
+from sweagent.utils.secrets import redact_data
 
 from oec.sft.collect import Candidate, collect
 from oec.sft.errors import SFTError
@@ -182,7 +183,7 @@ class _Converter:
                "model_switch_idx": switch_index(turns), "resolved": resolved, "source_run": candidate.source_run}
         if self.prompt.native_tool_calls:
             row["tools"] = self.prompt.tool_schemas
-        return row
+        return redact_data(row)  # the Parquet export is binary: masked here, not by the text writer
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
