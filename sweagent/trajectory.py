@@ -70,15 +70,29 @@ class ModelInfo(_Open):
     stats: dict[str, Any] = Field(default_factory=dict)
 
 
+class Handover(_Open):
+    """One change of the acting model: before step `step`, `to_role` took over from `from_role`."""
+
+    step: int
+    from_role: ModelRole
+    to_role: ModelRole
+    reason: str = "schedule"
+
+
 class OECInfo(_Open):
-    """Where and how the student handed over to the expert; the SFT mask is computed from this."""
+    """Where and how control passed between student and expert; the SFT mask is computed from the step roles."""
 
     switch_type: str
     switch_step_drawn: int | None = None
     switched_at_step: int | None = None
+    """The first expert step (null when the expert never acted)."""
     student: ModelInfo
     expert: ModelInfo
     seed: int | None = None
+    handovers: list[Handover] = Field(default_factory=list)
+    """Every hand-over in order (one for the paper's scheme; several for expert windows and mixing)."""
+    draws: dict[str, Any] = Field(default_factory=dict)
+    """The schedule's random draws for this rollout (e.g. `switch_step`, `window1`, `gap1`) and its `beta`."""
 
 
 class TrajectoryInfo(_Open):

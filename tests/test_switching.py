@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweagent.agent.switching_model import SwitchConfig, draw_switch_step
+from sweagent.agent.switching.schedules import RandomStepRange
+from sweagent.agent.switching_model import RolePlan
 from sweagent.environment.problem import LocalRepoProblem
 from sweagent.run.config_loading import ConfigError, build_config
 from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
@@ -80,17 +81,17 @@ def test_a_student_that_submits_before_the_switch_is_a_pure_student_rollout(tmp_
 
 
 def test_switch_points_are_reproducible_per_seed_and_rollout():
-    switch = SwitchConfig(type="random_step_range", start=0, end=30)
+    switch = RandomStepRange(start=0, end=30)
     ids = [f"inst__r{k}" for k in range(40)]
-    first = [draw_switch_step(switch, 7, traj_id) for traj_id in ids]
-    assert first == [draw_switch_step(switch, 7, traj_id) for traj_id in ids]
+    first = [RolePlan(switch, 7, traj_id).switch_step_drawn for traj_id in ids]
+    assert first == [RolePlan(switch, 7, traj_id).switch_step_drawn for traj_id in ids]
     assert all(0 <= k <= 30 for k in first) and len(set(first)) > 5
-    assert first != [draw_switch_step(switch, 8, traj_id) for traj_id in ids]
+    assert first != [RolePlan(switch, 8, traj_id).switch_step_drawn for traj_id in ids]
 
 
 def test_random_step_range_run_records_the_drawn_step(tmp_path, repo):
     switch = {"type": "random_step_range", "start": 1, "end": 3}
-    drawn = draw_switch_step(SwitchConfig(**switch), 11, "proj")
+    drawn = RolePlan(RandomStepRange(**switch), 11, "proj").switch_step_drawn
     trajectory = run_switching(tmp_path, repo, [xml(f"echo s{i}") for i in range(drawn)], [xml("echo e"), SUBMIT], switch, seed=11)
     assert trajectory.info.oec.switch_step_drawn == drawn == trajectory.info.oec.switched_at_step
     assert trajectory.info.oec.seed == 11
@@ -175,10 +176,10 @@ def test_token_and_cost_schedules_switch_once_the_student_has_spent_its_budget(t
                           ({"type": "cost", "cost": 0.5}, {"instance_cost": 0.5})):
         config = SwitchingModelConfig(models=members, switch=switch)
         switcher = config.build(AgentConfig(model=config), instance_id="x", seed=0, traj_id="x")
-        assert switcher.switch_step_drawn is None and not switcher._schedule_due(step_index=50)
+        assert switcher.plan.switch_step_drawn is None and switcher.profile_for_step(50) is switcher.student
         for key, value in spend.items():
             setattr(switcher.student.model.stats, key, value)
-        assert switcher._schedule_due(step_index=1)
+        assert switcher.profile_for_step(51) is switcher.expert
 
 
 def test_never_means_a_pure_student_rollout_even_when_it_is_stuck(tmp_path, repo):

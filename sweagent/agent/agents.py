@@ -21,6 +21,8 @@ from sweagent.agent.edited_files import edited_files_with_context
 from sweagent.agent.history_processors import HistoryProcessorConfig, apply_history_processors
 from sweagent.agent.model_factory import ModelConfig
 from sweagent.agent.models import InstanceStats, Model, ModelLimitError, ModelOutput
+from sweagent.agent.switching.base import SingleModel, Switcher
+from sweagent.agent.switching.handover import hand_over
 from sweagent.agent.templates import TemplateConfig, render
 from sweagent.environment.swe_env import SWEEnv
 from sweagent.tools.parsing import FormatError
@@ -78,10 +80,10 @@ class Profile:
 
 
 class DefaultAgent:
-    def __init__(self, config: AgentConfig, profile: Profile, *, switcher: Any = None, replay_config: str | None = None):
+    def __init__(self, config: AgentConfig, profile: Profile, *, switcher: Switcher | None = None, replay_config: str | None = None):
         self.config = config
         self.profile = profile
-        self.switcher = switcher
+        self.switcher: Switcher = switcher or SingleModel(profile)
         self.replay_config = replay_config
         self.history: list[dict[str, Any]] = []
         self.steps: list[TrajectoryStep] = []
@@ -151,8 +153,8 @@ class DefaultAgent:
                 error = render(profile.parser.format_error_template, error=str(exc))
                 extra += [{"role": "assistant", "content": output.content or str(output.tool_calls), "message_type": "action"},
                           {"role": "user", "content": error, "message_type": "observation"}]
-                if self.switcher is not None and self.switcher.record_format_error(self, env):
-                    extra, attempts = [], 0  # the expert starts this step afresh
+                if self._hand_over(self.switcher.profile_after_format_error(len(self.steps)), env):
+                    extra, attempts = [], 0  # the new model starts this step afresh
         raise _ExitRun("exit_format", f"{self.config.max_requeries + 1} malformed outputs in a row")
 
     def _execute(self, env: SWEEnv, action: str) -> tuple[str, float]:
@@ -180,8 +182,10 @@ class DefaultAgent:
 
     def step(self, env: SWEEnv) -> bool:
         """One agent step; returns True when the model submitted."""
-        if self.switcher is not None:
-            self.switcher.before_step(self, env, step_index=len(self.steps))
+        profile = self.switcher.profile_for_step(len(self.steps))
+        if profile is None:
+            raise _ExitRun("exit_schedule", "the generation scheme ends the rollout here")
+        self._hand_over(profile, env)
         output, parsed, messages = self._query_and_parse(env)
         tool_call_ids = [call["id"] for call in output.tool_calls] if output.tool_calls and self.profile.tools.use_function_calling else None
         self._append("assistant", output.content, "action", thought=parsed.thought, action=parsed.action,
@@ -199,23 +203,28 @@ class DefaultAgent:
             execution_time=execution_time, query=messages, model_role=self.profile.role, model_name=self.profile.model.name,
             extra_info={"tool_calls": output.tool_calls} if output.tool_calls else {},
         ))
-        if self.switcher is not None:
-            self.switcher.after_step(parsed.action)
+        self.switcher.after_step(parsed.action)
         return submitted
+
+    def _hand_over(self, target: Profile, env: SWEEnv) -> bool:
+        """Let `target` act from now on, continuing the history; False when it is already acting."""
+        if target is self.profile:
+            return False
+        source, self.profile = self.profile, target
+        self.history = hand_over(self.history, source, target, env, self.build_opening_messages(env),
+                                 reset=self.switcher.resets_history)
+        return True
 
     # ---- the run --------------------------------------------------------------------------------------------------
     def trajectory(self, env: SWEEnv) -> Trajectory:
         info = self.info.model_copy()
         info.model_stats = self.total_stats().model_dump()
-        if self.switcher is not None:
-            info.oec = self.switcher.oec_info()
+        info.oec = self.switcher.oec_info()
         return Trajectory(trajectory=self.steps, history=self.history, info=info,
                           replay_config=self.replay_config, environment=env.problem.id)
 
     def total_stats(self) -> InstanceStats:
-        if self.switcher is not None:
-            return self.switcher.total_stats()
-        return self.profile.model.stats
+        return self.switcher.total_stats()
 
     def run(self, env: SWEEnv, output_dir: Path, traj_id: str) -> Trajectory:
         """Solve the problem in `env`; the trajectory is saved after every step and at the end."""
@@ -229,8 +238,10 @@ class DefaultAgent:
         except _ExitRun as exc:
             self._finish_with_exit(env, exc.exit_status, str(exc))
         except ModelLimitError as exc:
+            self.info.exit_cause = type(exc).__name__  # run-batch retries what the model server, not the model, ended
             self._finish_with_exit(env, exc.exit_status, str(exc))
         except Exception as exc:  # anything else still leaves a readable trajectory behind
+            self.info.exit_cause = type(exc).__name__
             status = "exit_environment_error" if _is_environment_failure(exc) else "exit_error"
             logger.exception("run %s ended with %s", traj_id, status)
             self._finish_with_exit(env, status, f"{type(exc).__name__}: {exc}")

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Discriminator, Tag
 
 from sweagent.agent.oracle_model import OracleModel, OracleModelConfig
 from sweagent.agent.switching_model import SwitchingModelConfig
 from sweagent.agent.models import LiteLLMModel, LiteLLMModelConfig, Model, ReplayModel, ReplayModelConfig
-
-
-def _model_type(value: Any) -> str:
-    """SWE-agent configs omit `type` for litellm models, so a missing type means litellm."""
-    if isinstance(value, dict):
-        return value.get("type", "litellm")
-    return getattr(value, "type", "litellm")
-
+from sweagent.utils.unions import type_or
 
 ModelConfig = Annotated[
     Annotated[LiteLLMModelConfig, Tag("litellm")]
     | Annotated[ReplayModelConfig, Tag("replay")]
     | Annotated[SwitchingModelConfig, Tag("switching")]
     | Annotated[OracleModelConfig, Tag("oracle")],
-    Discriminator(_model_type),
+    Discriminator(type_or("litellm")),  # SWE-agent configs omit `type` for litellm models
 ]
 
 
