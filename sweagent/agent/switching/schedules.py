@@ -12,7 +12,7 @@ import hashlib
 import random
 from typing import Annotated, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from sweagent.agent.models import InstanceStats
 from sweagent.trajectory import ModelRole
@@ -205,30 +205,33 @@ class ExpertWindow(_Schedule, StepRange):
     def ends_on_return(self, state: RolloutState) -> bool:
         return self.end_after_window and state.expert_stretches >= self.max_windows
 
+    @field_validator("window")
+    @classmethod
+    def _window_positive(cls, window: int | StepRange) -> int | StepRange:
+        if isinstance(window, int) and window < 1:
+            raise ValueError(f"must be >= 1, got {window}")
+        return window
+
     def first_switch_step(self, draws: RolloutDraws) -> int:
         return self.draw(draws, "")
 
-    @model_validator(mode="after")
-    def _window_positive(self) -> ExpertWindow:
-        if isinstance(self.window, int) and self.window < 1:
-            raise ValueError(f"window must be >= 1, got {self.window}")
-        return self
 
 
 class Mixture(_Schedule):
     type: Literal["mixture"] = "mixture"
     """DAgger's beta-mixing: the expert takes each step with probability beta, drawn per rollout and step."""
-    beta: float | list[float] = Field(0.5)
+    beta: float | list[float] = 0.5
     """Probability that the expert acts, or one value per DAgger round (the last one repeats)."""
     round: int = Field(0, ge=0)
     """DAgger round picking the beta of a list (a loop raises it each round to lower the expert's share)."""
 
-    @model_validator(mode="after")
-    def _probabilities(self) -> Mixture:
-        betas = self.beta if isinstance(self.beta, list) else [self.beta]
-        if not betas or not all(0.0 <= beta <= 1.0 for beta in betas):
-            raise ValueError(f"beta must be a probability in [0, 1] or a non-empty list of them, got {self.beta}")
-        return self
+    @field_validator("beta")
+    @classmethod
+    def _probabilities(cls, beta: float | list[float]) -> float | list[float]:
+        betas = beta if isinstance(beta, list) else [beta]
+        if not betas or not all(0.0 <= value <= 1.0 for value in betas):
+            raise ValueError(f"must be a probability in [0, 1] or a non-empty list of them (one per round), got {beta}")
+        return beta
 
     @property
     def current_beta(self) -> float:
