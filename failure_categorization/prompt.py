@@ -140,6 +140,10 @@ def _handover(trajectory: Trajectory) -> str:
         return ""
     if oec.switched_at_step is None:
         return f" The student model ({oec.student.name}) acted alone; the expert never took over."
+    if len(oec.handovers) > 1:  # expert windows or per-step mixing: control went back and forth
+        changes = ", ".join(f"the {h.to_role} from step {h.step + 1}" for h in oec.handovers)
+        return (f" The student model ({oec.student.name}) and the expert ({oec.expert.name}) took turns "
+                f"({oec.switch_type}): {changes}.")
     return (
         f" The student model ({oec.student.name}) acted first and the expert ({oec.expert.name}) took over at "
         f"step {oec.switched_at_step + 1}."

@@ -4,8 +4,10 @@ exactly the role sequence the schedule implies."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from pydantic import TypeAdapter
@@ -196,3 +198,37 @@ def test_a_bad_schedule_is_one_line_naming_the_key(tmp_path, bad, key):
     with pytest.raises(ConfigError) as error:
         build_config(RunSingleConfig, [path], [])
     assert "\n" not in str(error.value) and key in str(error.value)
+
+
+def test_interleaved_rollouts_become_sft_rows_weighted_by_each_turns_role(tmp_path, repo):
+    from oec.sft.pipeline import ConvertOptions, convert
+    from oec.sft.synthetic import write_trajectory
+
+    switch = {"type": "mixture", "beta": 0.5}
+    expected, _ = realised(switch, "proj", seed=0)
+    expected = expected[:8]
+    assert expected[0] == "student" and "student" in expected[expected.index("expert"):]  # truly interleaved
+    student = [xml(f"echo s{i} > s{i}.txt") for i in range(expected.count("student"))]
+    expert = [xml(f"echo e{i} >> a.py") for i in range(expected.count("expert"))]
+    (student if expected[-1] == "student" else expert)[-1] = SUBMIT
+    trajectory = run_switching(tmp_path, repo, student, expert, switch, seed=0)
+    write_trajectory(tmp_path / "run", tmp_path / "eval", "proj", trajectory, resolved=True)
+    convert(ConvertOptions(runs=[str(tmp_path / "run")], evals=[str(tmp_path / "eval")], output=tmp_path / "sft.jsonl",
+                           val_fraction=0.0), show_progress=False)
+    [row] = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assistants = [m for m in row["messages"] if m["role"] == "assistant"]
+    assert [m["weight"] for m in assistants] == [int(role == "expert") for role in expected]
+    assert row["model_switch_idx"] == expected.index("expert")
+    assert all(f"e{i} >> a.py" in m["content"] for i, m in enumerate(m for m in assistants if m["weight"] and "submit" not in m["content"]))
+
+
+@pytest.mark.parametrize("overlay, switch_type", [("one_switch", "random_step_range"), ("expert_window", "expert_window"),
+                                                  ("teacher_continuation", "expert_window"), ("mixture", "mixture")])
+def test_every_scheme_overlay_loads_on_the_oracle_demo_config(overlay, switch_type):
+    from sweagent.run.config_loading import build_config
+    from sweagent.run.run_batch import RunBatchConfig
+
+    config_dir = Path(__file__).resolve().parents[1] / "config"
+    config = build_config(RunBatchConfig, [config_dir / "local_oracle_demo.yaml", config_dir / "schemes" / f"{overlay}.yaml"], [])
+    assert config.agent.model.switch.type == switch_type
+    assert config.output_dir == Path("trajectories/schemes") / overlay  # its own run dir, for compare_schemes.py

@@ -80,7 +80,8 @@ def _register_secret_keys(data: Any) -> None:
 def _merge(base: dict[str, Any], update: dict[str, Any], origin: str, origins: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()) -> None:
     for key, value in update.items():
         path = (*prefix, str(key))
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        # A dict that names another `type` picks another variant of a union: the old variant's keys do not apply.
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and value.get("type", base[key].get("type")) == base[key].get("type"):
             _merge(base[key], value, origin, origins, path)
         else:
             base[key] = value
