@@ -17,16 +17,22 @@ class InstanceError(ValueError):
     """An instance file or id that cannot be used; the message names the file, the key and what was expected."""
 
 
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+!-]*$"
+"""Package names, versions and file names as PyPI spells them: nothing that climbs out of a folder."""
+
+
 class PyPISdistSource(BaseModel):
     """The pristine tree is a PyPI source distribution, pinned by version and sha256."""
 
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["pypi_sdist"] = "pypi_sdist"
-    package: str
-    version: str
-    sha256: str
-    filename: str | None = None
+    package: str = Field(pattern=_NAME)
+    """PyPI project name; with `version` it names cache folders, so it cannot hold `/` or start with `.`."""
+    version: str = Field(pattern=_NAME)
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
+    """The sdist's sha256 as 64 hex digits; a tree is only ever built from an archive with exactly this hash."""
+    filename: str | None = Field(default=None, pattern=_NAME)
     """Name of the sdist file; when absent the first sdist pip offers for package==version is used."""
 
 
@@ -59,7 +65,10 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
     path = Path(path)
     if not path.is_file():
         raise InstanceError(f"{path}: instance file does not exist")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstanceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         if path.suffix == ".jsonl":
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -75,13 +84,21 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
 
 
 def parse_instances(rows: Iterable[Any], source: str) -> list[TaskInstance]:
-    """Validate instance rows (from a file or a dataset); the error names the source, the row and the key."""
+    """Validate instance rows (from a file or a dataset); the error names the source, the row and the key.
+
+    An id listed twice is refused: its rollouts would share one output folder and overwrite each other.
+    """
     instances = []
+    rows_by_id: dict[str, int] = {}
     for index, row in enumerate(rows):
         try:
-            instances.append(TaskInstance.model_validate(row))
+            instance = TaskInstance.model_validate(row)
         except ValidationError as exc:
             raise InstanceError(f"{source}: instance {index}: {describe_validation_error(exc)}") from None
+        first = rows_by_id.setdefault(instance.instance_id, index)
+        if first != index:
+            raise InstanceError(f"{source}: instance_id '{instance.instance_id}' is listed twice (instances {first} and {index})")
+        instances.append(instance)
     return instances
 
 

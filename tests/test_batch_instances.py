@@ -45,8 +45,15 @@ def test_bad_sources_fail_with_one_line(tmp_path):
         BatchInstanceSourceConfig(path=str(INSTANCES), slice="a:b").load()
     with pytest.raises(InstanceError, match="instances.filter"):
         BatchInstanceSourceConfig(path=str(INSTANCES), filter="(").load()
+    with pytest.raises(InstanceError, match="the step of '::0' must not be 0"):
+        BatchInstanceSourceConfig(path=str(INSTANCES), slice="::0").load()
     with pytest.raises(InstanceError, match="does not exist"):
         BatchInstanceSourceConfig(path=str(tmp_path / "nope.json")).load()
+    first = json.loads(INSTANCES.read_text(encoding="utf-8"))[0]
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("\n".join(json.dumps(row) for row in (first, first)))
+    with pytest.raises(InstanceError, match=f"{twice}: instance_id '{first['instance_id']}' is listed twice"):
+        BatchInstanceSourceConfig(path=str(twice)).load()
 
 
 def test_merge_preds_combines_run_directories(tmp_path, capsys):

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
+from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.secrets import register_secret
 
 logger = logging.getLogger(__name__)
@@ -266,20 +267,28 @@ def _load_replay_outputs(path: Path, instance_id: str | None) -> list[ModelOutpu
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: replay file does not exist (key 'agent.model.replay_path')")
-    text = path.read_text()
     if path.suffix == ".traj":
         from sweagent.trajectory import load_trajectory
 
         history = load_trajectory(path).assistant_messages()
         return [ModelOutput(content=m.text, tool_calls=getattr(m, "tool_calls", None)) for m in history]
-    if path.suffix == ".jsonl":
-        data: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
-    else:
-        data = yaml.safe_load(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".jsonl":
+            data: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = f"line {mark.line + 1}: {exc.problem}" if mark is not None else " ".join(str(exc).split())[:200]  # type: ignore[attr-defined]
+        raise ValueError(f"{path}: not a valid replay file ({problem}) (key 'agent.model.replay_path')") from None
     if isinstance(data, dict):
         if instance_id is None or instance_id not in data:
             raise ValueError(f"{path}: no outputs recorded for instance '{instance_id}' (expected a key per instance id)")
         data = data[instance_id]
-    if not isinstance(data, list):
+    if not isinstance(data, list) or not all(isinstance(item, (str, dict)) for item in data):
         raise ValueError(f"{path}: expected a list of outputs (strings or {{content, tool_calls}} objects)")
-    return [ModelOutput(content=item) if isinstance(item, str) else ModelOutput.model_validate(item) for item in data]
+    try:
+        return [ModelOutput(content=item) if isinstance(item, str) else ModelOutput.model_validate(item) for item in data]
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {describe_validation_error(exc)}") from None

@@ -1,8 +1,10 @@
 """Pinned PyPI sdists as pristine repository trees, downloaded once and verified by sha256.
 
 Layout under `$OEC_CACHE` (default `~/.cache/oec`): `sdists/<file>` (the verified archive) and
-`trees/<package>-<version>-<sha256 prefix>/` (its extracted contents). Both appear atomically (temporary name,
-then rename), so a killed build never leaves a half-written file or tree that a later run would trust.
+`trees/<package>-<version>-<sha256>/` (its extracted contents). Both appear atomically (temporary name, then
+rename), so a killed build never leaves a half-written file or tree that a later run would trust. A tree is named by
+the whole hash of the archive it came from, so a pin that differs from that archive's hash, in any digit, never
+finds it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
 
 class SourceError(ValueError):
     """The pinned source cannot be fetched or does not match its pin; the build must stop."""
-
 
 
 def file_sha256(path: Path) -> str:
@@ -94,7 +95,7 @@ def _extract(archive: Path, into: Path) -> None:
 def pristine_tree(source: PyPISdistSource) -> Path:
     """The extracted sdist (read it, never modify it: every workspace copies from here)."""
     trees = cache_root() / "trees"
-    final = trees / f"{source.package}-{source.version}-{source.sha256[:12]}"
+    final = trees / f"{source.package}-{source.version}-{source.sha256.lower()}"
     if final.is_dir():
         return final
     archive = fetch_sdist(source)

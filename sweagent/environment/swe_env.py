@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from swerex.runtime.abstract import (
     BashAction,
     BashInterruptAction,
@@ -26,6 +26,7 @@ from swerex.runtime.abstract import (
 
 from sweagent.environment.deployment import DeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import ProblemSource
+from sweagent.utils.scratch import process_scratch_dir
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,26 @@ class EnvironmentConfig(BaseModel):
     post_startup_commands: list[str] = []
     """Shell commands run once after the repository is ready."""
     workspace_root: Path | None = None
-    """Host folder for per-instance workspaces of the sandbox deployment (default: a temporary folder)."""
+    """Host folder for per-instance workspaces of the sandbox deployment (default: the system temp folder). They sit
+    in a folder of the running process, which the next run removes if the process was killed."""
     keep_workspace: bool = False
-    """Keep the host workspace after the run (for debugging)."""
-    startup_timeout: float = 60
+    """Keep the host workspace after the run (for debugging); it is then put directly in `workspace_root`."""
+    startup_timeout: float = Field(60, gt=0)
     """Seconds the deployment and shell may take to start."""
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"expected an absolute path inside the environment such as /testbed, got '{value}'")
+        return value
+
+    @field_validator("workspace_root")
+    @classmethod
+    def _folder(cls, value: Path | None) -> Path | None:
+        if value is not None and value.exists() and not value.is_dir():
+            raise ValueError(f"'{value}' is a file, expected a folder")
+        return value
 
 
 class SWEEnv:
@@ -72,12 +88,16 @@ class SWEEnv:
         deployment_config = self.config.deployment
         if isinstance(deployment_config, SandboxDeploymentConfig):
             root = self.config.workspace_root
-            if root is not None:
+            if self.config.keep_workspace and root is not None:
                 root.mkdir(parents=True, exist_ok=True)
-            self._host_dir = Path(tempfile.mkdtemp(prefix=f"{self.problem.id}.", dir=root))
+            parent = root if self.config.keep_workspace else process_scratch_dir(root)
+            self._host_dir = Path(tempfile.mkdtemp(prefix=f"{self.problem.id}.", dir=parent))
             repo_dir = self._host_dir / "repo"
             self.problem.build_workspace(repo_dir)
             env, ro_binds = self.problem.sandbox_options(self.config.working_dir)
+            # Upload staging folders, too, live in this process's scratch folder, so a kill leaves nothing behind.
+            scratch = process_scratch_dir(deployment_config.scratch_dir)
+            deployment_config = deployment_config.model_copy(update={"scratch_dir": str(scratch)})
             self._deployment = deployment_config.get_deployment(
                 workspace=repo_dir, home=self._host_dir / "home", tmp=self._host_dir / "tmp",
                 mount=self.config.working_dir, env=env, ro_binds=ro_binds,

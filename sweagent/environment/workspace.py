@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweagent.environment.repo_profiles import RepoProfile, files_of_tests, get_profile
-from sweagent.environment.source_cache import pristine_tree
+from sweagent.environment.repo_profiles import RepoProfile, RepoProfileError, files_of_tests, get_profile
+from sweagent.environment.source_cache import SourceError, pristine_tree
 from sweagent.instance import TaskInstance
 
 _FIXED_DATE = "2000-01-01T00:00:00+0000"
@@ -71,7 +71,7 @@ def apply_patch(repo: Path, patch: str, *, reverse: bool = False, what: str = "p
     try:
         git(repo, *args, stdin=patch if patch.endswith("\n") else patch + "\n")
     except subprocess.CalledProcessError as exc:
-        raise WorkspaceError(f"{repo}: {what} does not apply: {exc.stderr.strip()}") from None
+        raise WorkspaceError(f"{what} does not apply: {' '.join(exc.stderr.split())}") from None
 
 
 def _init_repo(path: Path) -> None:
@@ -97,9 +97,15 @@ def build_workspace(instance: TaskInstance, dest_dir: str | Path, *, hide_fail_t
     """Create `dest_dir` (absent or empty) as a git repository in the instance's starting state.
 
     With `hide_fail_to_pass_tests=False` this is the evaluation variant: the bug state with every test file.
-    An instance without a patch gives the pristine tree.
+    An instance without a patch gives the pristine tree. The tree comes from the instance's own `source` when it
+    has one (its bug patch was made against that archive), else from its repository profile; either way from an
+    archive whose sha256 matches the pin.
     """
-    profile = get_profile(instance.repo)
+    try:
+        profile = get_profile(instance.repo)
+        pristine = pristine_tree(instance.source or profile.source)
+    except (RepoProfileError, SourceError) as exc:
+        raise WorkspaceError(f"instance {instance.instance_id}: {exc}") from None
     dest = Path(dest_dir).resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise WorkspaceError(f"{dest}: workspace destination must not exist or be an empty folder")
@@ -109,7 +115,7 @@ def build_workspace(instance: TaskInstance, dest_dir: str | Path, *, hide_fail_t
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.building-"))
     try:
         tree = staging / "repo"
-        shutil.copytree(pristine_tree(profile.source), tree, symlinks=True)
+        shutil.copytree(pristine, tree, symlinks=True)
         _init_repo(tree)
         apply_patch(tree, instance.patch, what=f"instance {instance.instance_id}: key 'patch'")
         _hide(tree, instance, hidden)

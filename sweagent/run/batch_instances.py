@@ -31,7 +31,11 @@ class BatchInstanceSourceConfig(BaseModel):
     """Seed of the shuffle."""
 
     def load(self) -> list[TaskInstance]:
+        """The instances to run, in order; an empty result is an error that says which setting emptied it."""
+        selected = _parse_slice(self.slice)
         instances = self._read()
+        if not instances:
+            raise InstanceError(f"instances.path: '{self.path}' holds no instances")
         try:
             pattern = re.compile(self.filter)
         except re.error as exc:
@@ -39,7 +43,12 @@ class BatchInstanceSourceConfig(BaseModel):
         instances = [instance for instance in instances if pattern.search(instance.instance_id)]
         if self.shuffle:
             random.Random(self.shuffle_seed).shuffle(instances)
-        return instances[_parse_slice(self.slice)]
+        chosen = instances[selected]
+        if not chosen:
+            raise InstanceError(f"instances: none of the {len(instances)} instances matching filter '{self.filter}' "
+                                f"is in slice '{self.slice}'" if instances else
+                                f"instances.filter: no instance id matches '{self.filter}'")
+        return chosen
 
     def _read(self) -> list[TaskInstance]:
         if self.type == "file":
@@ -65,6 +74,8 @@ def _parse_slice(text: str) -> slice:
     if len(parts) > 3 or not all(part.strip().lstrip("-").isdigit() or part.strip() == "" for part in parts):
         raise InstanceError(f"instances.slice: expected a Python slice like ':10' or '5:20', got '{text}'")
     numbers = [int(part) if part.strip() else None for part in parts]
+    if len(numbers) == 3 and numbers[2] == 0:
+        raise InstanceError(f"instances.slice: the step of '{text}' must not be 0")
     if len(numbers) == 1:
         return slice(numbers[0], numbers[0] + 1 if numbers[0] is not None else None)
     return slice(*numbers)

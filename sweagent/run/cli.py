@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 
 from sweagent.utils.log import setup_cli_output
@@ -13,6 +14,29 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "merge-preds": ("sweagent.run.merge_preds", "merge the .pred files of run directories into preds.json"),
     "serve-local": ("sweagent.local_models.cli", "start, stop or inspect the local GGUF model servers"),
 }
+
+
+CONSOLE_LOG_LEVELS = {"run": logging.INFO}
+"""What OEC's own loggers show on the console per subcommand (default: warnings); run-batch has its progress line."""
+
+
+class _ConsoleLines(logging.Handler):
+    """OEC's log records on the console, one line each: a traceback goes to the rollout's log file, never here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lines = record.getMessage().strip().splitlines() or [""]
+            print(f"{record.levelname.lower()}: {lines[0]}", file=sys.stderr)  # sys.stderr as it is now (redirected)
+        except Exception:
+            self.handleError(record)
+
+
+def _console_logging(level: int) -> None:
+    """Send the `sweagent` loggers to one-line console output instead of whatever root handler a library set up."""
+    logger = logging.getLogger("sweagent")
+    logger.propagate = False
+    handler = _ConsoleLines(level)
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _ConsoleLines)] + [handler]
 
 
 def _usage() -> str:
@@ -32,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
     setup_cli_output()
-    return int(module.main(rest) or 0)
+    _console_logging(CONSOLE_LOG_LEVELS.get(name, logging.WARNING))
+    try:
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        print(f"sweagent {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -117,6 +117,8 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -141,7 +143,7 @@ def parse_override_value(text: str) -> Any:
 
 
 def parse_cli(argv: list[str]) -> tuple[list[Path], list[tuple[str, Any]]]:
-    """Split `--config F` (repeatable) from `--dotted.key value` overrides."""
+    """Split `--config F` (repeatable) from `--dotted.key value` overrides (values as typed; `build_config` reads them)."""
     configs: list[Path] = []
     overrides: list[tuple[str, Any]] = []
     index = 0
@@ -159,7 +161,7 @@ def parse_cli(argv: list[str]) -> tuple[list[Path], list[tuple[str, Any]]]:
         if key == "config":
             configs.append(resolve_config_path(value))
         else:
-            overrides.append((key, parse_override_value(value)))
+            overrides.append((key, value))
     return configs, overrides
 
 
@@ -167,7 +169,10 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
                  ignore_keys: tuple[str, ...] = ()) -> T:
     """Merge files in order, apply overrides, validate; errors name the file (or command line) and the key.
 
-    `ignore_keys` are top-level keys another command reads from the same file (e.g. `instances` for run-batch).
+    An override given as text is read as YAML (`3`, `true`, `[a, b]`); where what YAML made of it fails validation,
+    the text itself is tried, so `--instance_id 5` is the id "5" and `--instances.slice 5:20` (YAML 1.1 reads a
+    base-60 number) the slice. `ignore_keys` are top-level keys another command reads from the same file (e.g.
+    `instances` for run-batch).
     """
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
@@ -178,23 +183,36 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
             message = str(exc)
             raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
         _merge(merged, data, str(path), origins)
+    texts: dict[tuple[str, ...], str] = {}
     for key, value in overrides:
-        _set_path(merged, key.split("."), value)
-        origins[tuple(key.split("."))] = COMMAND_LINE
+        parts = tuple(key.split("."))
+        parsed = parse_override_value(value) if isinstance(value, str) else value
+        _set_path(merged, list(parts), parsed)
+        origins[parts] = COMMAND_LINE
+        texts.pop(parts, None)
+        if isinstance(value, str) and parsed != value:
+            texts[parts] = value
     for key in ignore_keys:
         merged.pop(key, None)
     _register_secret_keys(merged)
-    try:
-        return model.model_validate(merged)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(str(part) for part in error["loc"])
-        key_path = ".".join(part for part in loc if not part.startswith(("function-after", "tagged-union")))
-        origin = _origin_of(loc, origins) or (", ".join(map(str, config_files)) or COMMAND_LINE)
-        expected = error["msg"]
-        if error["type"] == "extra_forbidden":
-            expected = "unknown key (typo? see the config classes in sweagent/ for the valid keys)"
-        raise ConfigError(f"{origin}: key '{key_path}': {expected}") from None
+    while True:
+        try:
+            return model.model_validate(merged)
+        except ValidationError as exc:
+            errors = exc.errors()
+        as_text = [parts for parts in texts if any(_matches(parts, tuple(map(str, e["loc"]))) for e in errors)]
+        if not as_text:
+            break
+        for parts in as_text:
+            _set_path(merged, list(parts), texts.pop(parts))
+    error = errors[0]
+    loc = tuple(str(part) for part in error["loc"])
+    key_path = ".".join(part for part in loc if not part.startswith(("function-after", "tagged-union")))
+    origin = _origin_of(loc, origins) or (", ".join(map(str, config_files)) or COMMAND_LINE)
+    expected = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        expected = "unknown key (typo? see the config classes in sweagent/ for the valid keys)"
+    raise ConfigError(f"{origin}: key '{key_path}': {expected}")
 
 
 def _origin_of(loc: tuple[str, ...], origins: dict[tuple[str, ...], str]) -> str | None:

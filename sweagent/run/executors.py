@@ -6,10 +6,14 @@ Both take a picklable function and items, and yield results as they finish, so t
 from __future__ import annotations
 
 import concurrent.futures
+import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from sweagent.run.config_loading import ConfigError
 
 
 class ExecutorConfig(BaseModel):
@@ -19,7 +23,7 @@ class ExecutorConfig(BaseModel):
     """`threads` (default; one process) or `ray` (a local Ray instance or a cluster)."""
     ray_address: str | None = None
     """Ray cluster to join (`auto` inside a cluster job); unset starts a local Ray instance."""
-    ray_num_cpus_per_task: float = 1.0
+    ray_num_cpus_per_task: float = Field(1.0, gt=0)
     """CPUs Ray reserves for one rollout."""
 
 
@@ -52,7 +56,13 @@ def _run_ray(config: ExecutorConfig, function: Callable[[Any], Any], items: list
 
     if not ray.is_initialized():
         kwargs: dict[str, Any] = {"address": config.ray_address} if config.ray_address else {"num_cpus": max(num_workers, 1)}
-        ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+        _check_reachable(config.ray_address)
+        try:
+            ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False, **kwargs)
+        except Exception as exc:
+            where = f"join Ray at '{config.ray_address}'" if config.ray_address else "start a local Ray instance"
+            raise ConfigError(f"key 'executor.ray_address': cannot {where} ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:300]})") from None
     remote = ray.remote(num_cpus=config.ray_num_cpus_per_task, max_retries=0)(function)
     pending_items = list(items)
     running: dict[Any, Any] = {}
@@ -69,3 +79,14 @@ def _run_ray(config: ExecutorConfig, function: Callable[[Any], Any], items: list
                 yield item, ray.get(ref), None
             except Exception as exc:
                 yield item, None, exc
+
+
+def _check_reachable(address: str | None) -> None:
+    """A `host:port` Ray address must accept connections; Ray itself would wait minutes before saying it does not."""
+    match = re.fullmatch(r"(?P<host>[^:/]+):(?P<port>\d+)", address or "")
+    if match is None:
+        return
+    try:
+        socket.create_connection((match["host"], int(match["port"])), timeout=10).close()
+    except OSError as exc:
+        raise ConfigError(f"key 'executor.ray_address': nothing answers at '{address}' ({exc.strerror or exc})") from None

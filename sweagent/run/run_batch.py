@@ -3,36 +3,63 @@
     sweagent run-batch --config config/local_demo.yaml --instances.path config/demo/instances.json \
         --rollouts_per_instance 2 --num_workers 2 --output_dir trajectories/oec_demo
 
-Rerunning the same command skips every rollout whose trajectory is finished and redoes partial ones.
+Rerunning the same command skips every rollout whose trajectory is finished and redoes partial ones, and those that
+infrastructure ended (see `is_infrastructure_failure`). One run-batch at a time writes to an output dir.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+import socket
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweagent.agent.agents import AgentConfig
+from sweagent.agent.switching.accounting import write_role_stats
+from sweagent.environment.deployment import SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
+from sweagent.environment.repo_profiles import RepoProfileError, get_profile
 from sweagent.environment.swe_env import EnvironmentConfig
 from sweagent.instance import InstanceError, TaskInstance
 from sweagent.predictions import PREDS_FILE, merge_predictions
 from sweagent.run.batch_instances import BatchInstanceSourceConfig
 from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact, resolve_config_path
 from sweagent.run.executors import ExecutorConfig, run_tasks
-from sweagent.run.run_single import DEFAULT_CONFIG, dump_config, run_one
-from sweagent.trajectory import TrajectoryError, iter_trajectory_files, load_trajectory, traj_id_for, traj_path
+from sweagent.run.run_single import (
+    DEFAULT_CONFIG,
+    check_agent,
+    dump_config,
+    first_line,
+    is_infrastructure_failure,
+    prepare_output_dir,
+    run_one,
+)
+from sweagent.trajectory import (
+    Trajectory,
+    TrajectoryError,
+    iter_trajectory_files,
+    load_trajectory,
+    traj_id_for,
+    traj_path,
+)
 from sweagent.utils.files import write_text_atomic
 
 EXIT_STATUS_FILE = "run_batch_exit_statuses.yaml"
 CONFIG_DUMP_FILE = "run_batch.config.yaml"
+LOCK_FILE = ".run_batch.lock"
+"""Held (flock) by the run-batch writing to the output dir; it holds that process's pid and host."""
 
 
 class RunBatchConfig(BaseModel):
@@ -46,9 +73,9 @@ class RunBatchConfig(BaseModel):
     """Which instances to run."""
     output_dir: Path = Path("trajectories/batch")
     """Run directory."""
-    num_workers: int = 1
+    num_workers: int = Field(1, ge=1)
     """Rollouts run at the same time."""
-    rollouts_per_instance: int = 1
+    rollouts_per_instance: int = Field(1, ge=1)
     """Rollouts of each instance; with more than one, folders are named <instance_id>__r<k>."""
     seed: int = 0
     """Run seed; with the rollout id it fixes every switch point."""
@@ -56,6 +83,13 @@ class RunBatchConfig(BaseModel):
     """threads (default) or ray."""
     redo_existing: bool = False
     """Rerun rollouts whose trajectory is already finished."""
+    retry_infra_failures: int = Field(1, ge=0)
+    """Extra attempts, within this run, for a rollout that infrastructure ended (the environment did not start, the
+    model server stayed unreachable); each rerun of the command tries such rollouts again. Model outcomes
+    (submitted, exit_format, exit_cost, ...) are never retried."""
+    abort_after_identical_failures: int = Field(3, ge=0)
+    """Stop the batch when the first N rollouts to end all failed for infrastructure with the same error: that is a
+    config mistake (a bad deployment setting, a wrong model server address), not N unlucky instances. 0: never."""
 
 
 class RolloutJob(BaseModel):
@@ -67,30 +101,58 @@ class RolloutSummary(BaseModel):
     traj_id: str
     exit_status: str
     cost: float
+    finished: bool
+    """False for an infrastructure failure: it has no .pred, and a rerun tries it again."""
+    message: str = ""
+    """First line of the exit message."""
+    attempts: int = 1
+    """Attempts of this rollout so far, earlier runs included."""
 
 
-def _finished_status(path: Path) -> str | None:
-    """The exit status of a finished rollout; None for a missing or partial one.
+def _finished(path: Path) -> Trajectory | None:
+    """The trajectory of a finished rollout; None for a missing, partial or infrastructure-failed one.
 
     The .pred is written last, so a rollout killed between its final .traj and its .pred counts as partial.
     """
     if not path.is_file() or not path.with_suffix(".pred").is_file():
         return None
     try:
-        return load_trajectory(path).info.exit_status
+        trajectory = load_trajectory(path)
     except TrajectoryError:
         return None
+    return None if is_infrastructure_failure(trajectory) else trajectory
+
+
+def _attempts_so_far(path: Path) -> list[dict[str, Any]]:
+    """How the earlier attempts of a rollout ended, from the trajectory the last one left (none: no attempt yet)."""
+    try:
+        previous = load_trajectory(path)
+    except TrajectoryError:
+        return []
+    info = previous.info
+    return [*(getattr(info, "earlier_attempts", None) or []),
+            {"exit_status": info.exit_status, "exit_message": first_line(getattr(info, "exit_message", None) or ""),
+             "steps": len(previous.trajectory)}]
 
 
 def _job_runner(config: RunBatchConfig) -> Any:
     replay_config = dump_config(config)
 
     def run(job: RolloutJob) -> RolloutSummary:
-        shutil.rmtree(config.output_dir / job.traj_id, ignore_errors=True)  # a partial rollout starts over
-        trajectory = run_one(config.agent, config.env, InstanceProblem(job.instance), output_dir=config.output_dir,
-                             traj_id=job.traj_id, replay_config=replay_config, seed=config.seed)
-        return RolloutSummary(traj_id=job.traj_id, exit_status=trajectory.info.exit_status or "exit_error",
-                              cost=float(trajectory.info.model_stats.get("instance_cost", 0.0)))
+        path = traj_path(config.output_dir, job.traj_id)
+        for _ in range(config.retry_infra_failures + 1):
+            earlier = _attempts_so_far(path)
+            shutil.rmtree(path.parent, ignore_errors=True)  # a partial or failed attempt starts over
+            trajectory = run_one(config.agent, config.env, InstanceProblem(job.instance), output_dir=config.output_dir,
+                                 traj_id=job.traj_id, replay_config=replay_config, seed=config.seed,
+                                 earlier_attempts=earlier)
+            if not is_infrastructure_failure(trajectory):
+                break
+        info = trajectory.info
+        return RolloutSummary(traj_id=job.traj_id, exit_status=info.exit_status or "exit_error",
+                              cost=float(info.model_stats.get("instance_cost", 0.0)),
+                              finished=not is_infrastructure_failure(trajectory),
+                              message=first_line(getattr(info, "exit_message", None) or ""), attempts=len(earlier) + 1)
 
     return run
 
@@ -102,7 +164,7 @@ def plan_jobs(config: RunBatchConfig, instances: list[TaskInstance]) -> tuple[li
     for instance in instances:
         for rollout in range(k):
             traj_id = traj_id_for(instance.instance_id, rollout if k > 1 else None)
-            if not config.redo_existing and _finished_status(traj_path(config.output_dir, traj_id)):
+            if not config.redo_existing and _finished(traj_path(config.output_dir, traj_id)):
                 finished += 1
                 continue
             jobs.append(RolloutJob(traj_id=traj_id, instance=instance))
@@ -110,27 +172,102 @@ def plan_jobs(config: RunBatchConfig, instances: list[TaskInstance]) -> tuple[li
 
 
 def write_exit_statuses(output_dir: Path) -> dict[str, list[str]]:
-    """`run_batch_exit_statuses.yaml` from every finished trajectory of the run directory."""
+    """`run_batch_exit_statuses.yaml` and the usage per role (`run_batch_role_stats.yaml`) from every finished
+    trajectory of the run directory."""
     by_status: dict[str, list[str]] = {}
+    finished = []
     for path in iter_trajectory_files(output_dir):
-        status = _finished_status(path)
-        if status:
-            by_status.setdefault(status, []).append(path.parent.name)
+        trajectory = _finished(path)
+        if trajectory is not None and trajectory.info.exit_status:
+            by_status.setdefault(trajectory.info.exit_status, []).append(path.parent.name)
+            finished.append(trajectory)
     write_text_atomic(output_dir / EXIT_STATUS_FILE, yaml.safe_dump({"instances_by_exit_status": by_status}, sort_keys=True))
+    write_role_stats(output_dir, finished)
     return by_status
 
 
+@contextmanager
+def output_dir_lock(output_dir: Path) -> Iterator[None]:
+    """Hold the output dir for this process: a second run-batch on it stops with one line naming the holder.
+
+    Two writers would both run every unfinished rollout and delete each other's partial work. The lock is an
+    flock, so it ends with its process however that ends, and the next run-batch simply takes it.
+    """
+    with open(output_dir / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown pid"
+            raise ConfigError(f"output_dir '{output_dir}': another run-batch ({holder}) is writing to it; "
+                              "wait for it to end or choose another --output_dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        yield
+
+
+def check_batch(config: RunBatchConfig, instances: list[TaskInstance]) -> None:
+    """What can be checked before any environment starts: the agent, and that the sandbox knows every repository."""
+    check_agent(config.agent, config.env, InstanceProblem(instances[0]), config.seed)
+    if isinstance(config.env.deployment, SandboxDeploymentConfig):
+        for instance in instances:
+            try:
+                get_profile(instance.repo)
+            except RepoProfileError as exc:
+                raise InstanceError(f"{config.instances.path}: instance '{instance.instance_id}': key 'repo': {exc}") from None
+
+
+class _IdenticalFailures:
+    """Watches the first rollouts to end: when all of the first `limit` failed for infrastructure with the same
+    error (instance ids aside), the batch is misconfigured and should stop."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.errors: list[str | None] = []
+
+    def verdict(self, job: RolloutJob, summary: RolloutSummary | None, error: BaseException | None) -> str | None:
+        """The shared error once the first `limit` rollouts have all failed with it; else None."""
+        if len(self.errors) >= self.limit:
+            return None
+        if error is not None:
+            message: str | None = f"{type(error).__name__}: {first_line(str(error))}"
+        else:
+            message = None if summary is None or summary.finished else f"{summary.exit_status}: {summary.message}"
+        self.errors.append(message and message.replace(job.instance.instance_id, "<instance>"))
+        if len(self.errors) == self.limit and None not in self.errors and len(set(self.errors)) == 1:
+            return self.errors[0]
+        return None
+
+
 def run_batch(config: RunBatchConfig, console: Console | None = None) -> Counter[str]:
+    """Run every unfinished rollout; counts by exit status, plus `infra_failed` (will be retried on a rerun) and
+    `failed` (the rollout raised before it had a trajectory). A misconfigured batch raises ConfigError."""
     console = console or Console(stderr=True)
     instances = config.instances.load()
-    if not instances:
-        raise InstanceError(f"instances: no instance left after filter '{config.instances.filter}' and slice '{config.instances.slice}'")
-    config.output_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(config.output_dir / CONFIG_DUMP_FILE, yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False))
-    jobs, finished = plan_jobs(config, instances)
+    prepare_output_dir(config.output_dir)
+    with output_dir_lock(config.output_dir):
+        check_batch(config, instances)
+        write_text_atomic(config.output_dir / CONFIG_DUMP_FILE, yaml.safe_dump(redact(config.model_dump(mode="json")), sort_keys=False))
+        jobs, finished = plan_jobs(config, instances)
+        console.print(f"[bold]run-batch[/]: {len(jobs)} rollouts to run, {finished} already finished -> {config.output_dir}")
+        counts, aborted = _run_jobs(config, jobs, console)
+        merge_predictions([config.output_dir], config.output_dir / PREDS_FILE)
+        by_status = write_exit_statuses(config.output_dir)
+    console.print("exit statuses: " + ", ".join(f"{status}={len(ids)}" for status, ids in sorted(by_status.items())))
+    if aborted is not None:
+        raise ConfigError(f"stopped: the first {config.abort_after_identical_failures} rollouts all failed with the same "
+                          f"error, which looks like a config mistake (they stay unfinished): {aborted}")
+    return counts
+
+
+def _run_jobs(config: RunBatchConfig, jobs: list[RolloutJob], console: Console) -> tuple[Counter[str], str | None]:
+    """Run `jobs` with a live progress line; stop early when the first ones all fail alike. Returns the counts and
+    that shared error (None when the batch ran to its end)."""
     counts: Counter[str] = Counter()
     cost, running = 0.0, 0
-    console.print(f"[bold]run-batch[/]: {len(jobs)} rollouts to run, {finished} already finished -> {config.output_dir}")
+    watch = _IdenticalFailures(config.abort_after_identical_failures)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("rollouts", total=len(jobs), status="")
@@ -144,21 +281,29 @@ def run_batch(config: RunBatchConfig, console: Console | None = None) -> Counter
             running += 1
             refresh()
 
-        for job, summary, error in run_tasks(config.executor, _job_runner(config), jobs, config.num_workers, started):
-            running -= 1
-            if error is not None:
-                counts["failed"] += 1
-                console.print(f"[red]{job.traj_id}: {type(error).__name__}: {error}")
-            else:
-                counts[summary.exit_status] += 1
-                cost += summary.cost
-            progress.advance(task)
-            refresh()
-            write_exit_statuses(config.output_dir)
-    merge_predictions([config.output_dir], config.output_dir / PREDS_FILE)
-    by_status = write_exit_statuses(config.output_dir)
-    console.print("exit statuses: " + ", ".join(f"{status}={len(ids)}" for status, ids in sorted(by_status.items())))
-    return counts
+        results = run_tasks(config.executor, _job_runner(config), jobs, config.num_workers, started)
+        try:
+            for job, summary, error in results:
+                running -= 1
+                if error is not None:
+                    counts["failed"] += 1
+                    console.print(escape(f"{job.traj_id}: {type(error).__name__}: {first_line(str(error))}"), style="red", soft_wrap=True)
+                elif not summary.finished:
+                    counts["infra_failed"] += 1
+                    console.print(escape(f"{job.traj_id}: {summary.exit_status} after {summary.attempts} attempt(s), "
+                                         f"retried on a rerun: {summary.message}"), style="yellow", soft_wrap=True)
+                else:
+                    counts[summary.exit_status] += 1
+                    cost += summary.cost
+                progress.advance(task)
+                refresh()
+                write_exit_statuses(config.output_dir)
+                shared = watch.verdict(job, summary, error)
+                if shared is not None:
+                    return counts, shared
+        finally:
+            results.close()  # stops handing out jobs; rollouts already running end first
+    return counts, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,13 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         print("Options: --config FILE (repeatable; default config/default.yaml) and any config key as --dotted.key VALUE,\n"
               "e.g. --instances.filter REGEX --instances.slice :10 --instances.shuffle true --num_workers 4\n"
-              "--rollouts_per_instance 2 --executor.type ray --executor.ray_address auto --redo_existing true")
+              "--rollouts_per_instance 2 --executor.type ray --executor.ray_address auto --redo_existing true\n"
+              "--retry_infra_failures 1 --abort_after_identical_failures 3")
         return 0
     try:
         config_files, overrides = parse_cli(argv)
         config = build_config(RunBatchConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides)
-        run_batch(config)
+        counts = run_batch(config)
     except (ConfigError, InstanceError) as exc:
         print(f"sweagent run-batch: {exc}", file=sys.stderr)
         return 2
+    unfinished = counts["infra_failed"] + counts["failed"]
+    if unfinished:
+        print(f"sweagent run-batch: {unfinished} rollouts did not finish (see the lines above); "
+              "rerun the same command to try them again", file=sys.stderr)
+        return 1
     return 0

@@ -7,16 +7,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from sweagent.agent.agents import AgentConfig, DefaultAgent, Profile
 from sweagent.agent.model_factory import get_model
+from sweagent.agent.models import LiteLLMModel, Model
+from sweagent.agent.templates import TemplateError
 from sweagent.environment.problem import InstanceProblem, LocalRepoProblem, ProblemSource
 from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
 from sweagent.instance import InstanceError, find_instance
@@ -27,8 +32,11 @@ from sweagent.utils.files import write_text_atomic
 from sweagent.utils.secrets import RedactingFilter
 
 DEFAULT_CONFIG = "config/default.yaml"
-BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "executor", "redo_existing")
+BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "executor", "redo_existing",
+                   "retry_infra_failures", "abort_after_identical_failures")
 """Keys of a run-batch config that `sweagent run` skips, so one config file serves both commands."""
+INFRA_EXIT_CAUSES = frozenset({"ModelUnavailableError"})
+"""Exceptions that end a rollout because the model server failed (unreachable after retries), not the model."""
 
 
 class RunSingleConfig(BaseModel):
@@ -85,6 +93,73 @@ def build_agent(agent_config: AgentConfig, *, instance_id: str, replay_config: s
     return DefaultAgent(agent_config, profile, replay_config=replay_config)
 
 
+def _check_provider(model: Model) -> None:
+    """litellm must know which provider serves the model name (`openai/...`, `hosted_vllm/...`, `claude-...`)."""
+    if not isinstance(model, LiteLLMModel):
+        return
+    import litellm
+
+    try:
+        litellm.get_llm_provider(model=model.config.name, api_base=model.config.api_base)
+    except litellm.exceptions.BadRequestError:
+        raise ConfigError(f"key 'agent.model.name': litellm knows no provider for '{model.config.name}' "
+                          "(expected e.g. openai/<name> or hosted_vllm/<name> with api_base, or a known model name)") from None
+
+
+def check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int = 0) -> None:
+    """Build the agent for `problem` and render its templates before any environment starts.
+
+    A missing or garbage replay file, an unknown model provider or a template variable that does not exist then
+    stops the command with one line, instead of ending every rollout with exit_error.
+    """
+    with contextlib.redirect_stdout(io.StringIO()):  # litellm prints a provider list next to an unknown model
+        _check_agent(agent_config, env_config, problem, seed)
+
+
+def _check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int) -> None:
+    try:
+        agent = build_agent(agent_config, instance_id=problem.id, replay_config=None, seed=seed, traj_id=problem.id)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"agent.model: {exc}") from None
+    env = SWEEnv(env_config, problem)  # never started: templates read only its config and problem
+    try:
+        for profile in agent.switcher.profiles:
+            _check_provider(profile.model)
+            agent.profile = profile
+            try:
+                agent.build_opening_messages(env)
+                for observation in ("output", "", "x" * (profile.templates.max_observation_length + 1)):
+                    profile.templates.observation_message(observation)
+            except TemplateError as exc:
+                raise ConfigError(f"agent.templates ({profile.role} {profile.model.name}): {exc}") from None
+    finally:
+        env.close()
+
+
+def prepare_output_dir(path: Path) -> None:
+    """Create the run directory; a file in its place, or a folder that cannot be made, is a one-line error."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"key 'output_dir': '{path}' is a file, expected a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"key 'output_dir': cannot create '{path}' ({exc.strerror})") from None
+
+
+def is_infrastructure_failure(trajectory: Trajectory) -> bool:
+    """True when the machinery, not the model, ended the rollout, so it is no data and is tried again.
+
+    That is an environment or an agent error before the model did any step (the environment did not start, the
+    tools did not install, the model server refused the first query) or a model server that stayed unreachable
+    at any step. An environment that died after the model acted stays recorded: the model's commands may have
+    killed it. Model outcomes (submitted, exit_format, exit_cost, exit_context, ...) are never retried.
+    """
+    info = trajectory.info
+    if info.exit_status in ("exit_environment_error", "exit_error") and not trajectory.trajectory:
+        return True
+    return info.exit_status == "exit_error" and getattr(info, "exit_cause", None) in INFRA_EXIT_CAUSES
+
+
 def dump_config(config: BaseModel) -> str:
     """The run config as JSON with secrets redacted (stored as the trajectory's replay_config)."""
     return json.dumps(redact(config.model_dump(mode="json")))
@@ -98,8 +173,14 @@ def _with_problem_statement(replay_config: str | None, problem: ProblemSource) -
 
 
 def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, *, output_dir: Path,
-            traj_id: str, replay_config: str | None, seed: int = 0) -> Trajectory:
-    """Run one rollout and write its .traj, .pred and .patch; the trajectory is readable even after a crash."""
+            traj_id: str, replay_config: str | None, seed: int = 0,
+            earlier_attempts: list[dict[str, Any]] | None = None) -> Trajectory:
+    """Run one rollout and write its .traj, .patch and (last) .pred; the trajectory is readable even after a crash.
+
+    An infrastructure failure (`is_infrastructure_failure`) gets no .pred, so it counts as unfinished and a rerun
+    tries it again. `earlier_attempts` (what ended the previous tries of this rollout) is recorded in the
+    trajectory's `info.earlier_attempts`.
+    """
     replay_config = _with_problem_statement(replay_config, problem)
     run_dir = output_dir / traj_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -119,17 +200,22 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
         except Exception as exc:
             agent.info.exit_status = "exit_environment_error"
             agent.info.exit_message = f"environment failed to start: {type(exc).__name__}: {exc}"
-            logging.getLogger("sweagent.run").exception("environment failed to start")
+            agent.info.exit_cause = type(exc).__name__
+            logging.getLogger("sweagent.run").warning("environment failed to start: %s", exc, exc_info=True)
             trajectory = agent.trajectory(env)
-            trajectory.save(traj_path(output_dir, traj_id))
         else:
             trajectory = agent.run(env, output_dir, traj_id)
+        if earlier_attempts:
+            trajectory.info.earlier_attempts = earlier_attempts
+        trajectory.save(traj_path(output_dir, traj_id))
     finally:
         env.close()
         root.removeHandler(handler)
         handler.close()
     patch = trajectory.info.submission or ""
     write_text_atomic(run_dir / f"{traj_id}.patch", patch)
+    if is_infrastructure_failure(trajectory):
+        return trajectory
     model_name = trajectory.info.oec.expert.name if trajectory.info.oec else (trajectory.trajectory[-1].model_name if trajectory.trajectory else "")
     write_prediction(run_dir / f"{traj_id}.pred", Prediction(
         instance_id=problem.id, model_name_or_path=model_name or "", model_patch=patch,
@@ -148,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         config = build_config(RunSingleConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides,
                               ignore_keys=BATCH_ONLY_KEYS)
         problem = problem_from_config(config)
+        prepare_output_dir(config.output_dir)
+        check_agent(config.agent, config.env, problem, config.seed)
     except (ConfigError, InstanceError, ValueError) as exc:
         print(f"sweagent run: {exc}", file=sys.stderr)
         return 2
@@ -156,4 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     info = trajectory.info
     print(f"{problem.id}: {info.exit_status} after {len(trajectory.trajectory)} steps "
           f"-> {traj_path(config.output_dir, problem.id)}")
+    if is_infrastructure_failure(trajectory):
+        print(f"sweagent run: {problem.id}: {first_line(getattr(info, 'exit_message', '') or str(info.exit_status))} "
+              "(not a model outcome: no .pred written)", file=sys.stderr)
+        return 1
     return 0
+
+
+def first_line(text: str) -> str:
+    """The first line of an error message, for the console (the whole message is in the trajectory and log)."""
+    return text.strip().splitlines()[0] if text.strip() else text
