@@ -13,6 +13,8 @@ import sys
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ from sweagent.local_models import (
     stop_server,
 )
 from sweagent.local_models.cli import main as cli_main
-from sweagent.local_models.server import ServerInfo, _pid_start_ticks
+from sweagent.local_models.server import OWNER_ENV, ServerInfo, _pid_start_ticks
 
 FAKE_VERSION = "1.0.0"
 
@@ -157,13 +159,32 @@ def _pid_gone(pid: int, timeout: float = 10.0) -> bool:
     return False
 
 
-def _record(state_dir: Path, pid: int, start_ticks: int) -> None:
+def _record(state_dir: Path, pid: int, start_ticks: int, owner_pid: int | None = None) -> None:
     info = ServerInfo(
         name="student", model_alias="student", url="http://127.0.0.1:9", port=9, pid=pid, pid_start_ticks=start_ticks,
-        model_path="/nowhere.gguf", ctx=1024, threads=1, log_path="/nowhere.log",
+        model_path="/nowhere.gguf", ctx=1024, threads=1, log_path="/nowhere.log", owner_pid=owner_pid,
     )
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "student.json").write_text(info.model_dump_json())
+
+
+@contextmanager
+def _hung_server() -> Iterator[subprocess.Popen]:
+    """A process under our server's command line that never listens: a wedged llama.cpp, seen from outside."""
+    hung = subprocess.Popen(
+        [sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)",
+         "-m", "sweagent.local_models.serve", "--name", "student"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        # Popen may return while exec is still installing the new command line; once our code runs, it is there
+        # (a real server is recorded only after it reported ready, just as here).
+        assert hung.stdout.readline() == b"up\n"
+        yield hung
+    finally:
+        hung.kill()
+        hung.wait()
+        hung.stdout.close()
 
 
 def test_stop_never_signals_a_process_that_is_not_our_server(tmp_path: Path) -> None:
@@ -181,27 +202,42 @@ def test_stop_never_signals_a_process_that_is_not_our_server(tmp_path: Path) -> 
 
 
 def test_a_hung_server_of_ours_is_reported_unresponsive_and_stop_ends_it(tmp_path: Path) -> None:
-    # Runs under our server's command line but never listens: what a wedged llama.cpp looks like from outside.
-    hung = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "sweagent.local_models.serve", "--name", "student"]
-    )
-    try:
+    with _hung_server() as hung:
         _record(tmp_path, hung.pid, _pid_start_ticks(hung.pid))
         assert server_status("student", state_dir=tmp_path).state == "unresponsive"
         assert stop_server("student", state_dir=tmp_path) is True
         assert _pid_gone(hung.pid)
-    finally:
-        hung.kill()
-        hung.wait()
+
+
+def test_stop_for_an_owner_ends_only_the_servers_started_for_it(tmp_path: Path) -> None:
+    with _hung_server() as hung:
+        _record(tmp_path, hung.pid, _pid_start_ticks(hung.pid), owner_pid=4242)
+        assert stop_server("student", state_dir=tmp_path, owner_pid=4343) is False
+        assert hung.poll() is None and server_status("student", state_dir=tmp_path).state == "unresponsive"
+        assert stop_server("student", state_dir=tmp_path, owner_pid=4242) is True
+        assert _pid_gone(hung.pid)
+
+
+def test_an_owner_that_is_not_a_running_process_is_refused(tmp_path: Path, monkeypatch) -> None:
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"GGUF" + bytes(64))
+    monkeypatch.setenv(OWNER_ENV, "me")
+    with pytest.raises(LocalModelError, match=r"\$OEC_LOCAL_MODELS_OWNER='me': expected a process id"):
+        ensure_server("student", model_path=fake, state_dir=tmp_path / "servers")
+    monkeypatch.setenv(OWNER_ENV, str(2**22 + 1))  # above the kernel's PID limit: never a process
+    with pytest.raises(LocalModelError, match=rf"owner pid {2**22 + 1} \(\$OEC_LOCAL_MODELS_OWNER\) is not running"):
+        ensure_server("student", model_path=fake, state_dir=tmp_path / "servers")
+    assert not (tmp_path / "servers" / "student.json").exists()
 
 
 def test_cli_reports_status_and_refuses_bad_options(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("OEC_CACHE", str(tmp_path))
     assert cli_main(["status"]) == 0
     assert capsys.readouterr().out.split("\n")[:2] == ["student  stopped", "expert   stopped"]
-    _record(tmp_path / "servers", 2**22 + 1, 1)
+    _record(tmp_path / "servers", 2**22 + 1, 1, owner_pid=4242)
     assert cli_main(["status"]) == 0
-    assert capsys.readouterr().out.startswith("student  dead")
+    first = capsys.readouterr().out.split("\n")[0]
+    assert first.startswith("student  dead") and first.endswith("(stops with pid 4242)")
     assert cli_main(["start", "all", "--port", "18555"]) == 2
     assert "apply to one model" in capsys.readouterr().err
     assert cli_main(["start", "student", "--ctx", "0"]) == 2
@@ -291,3 +327,20 @@ def test_a_dead_server_is_replaced_by_the_next_start(tmp_path: Path) -> None:
     finally:
         stop_server("student", state_dir=tmp_path)
     assert _pid_gone(second.pid)
+
+
+@pytest.mark.slow
+def test_a_server_started_for_an_owner_stops_itself_when_the_owner_is_killed(tmp_path: Path) -> None:
+    owner = subprocess.Popen(["sleep", "600"])
+    try:
+        info = ensure_server("student", state_dir=tmp_path, ctx=4096, owner_pid=owner.pid)
+        assert info.owner_pid == owner.pid
+        assert server_status("student", state_dir=tmp_path).state == "running"
+        owner.kill()  # no trap and no stop: the server notices through its pidfd of the owner
+        assert _pid_gone(info.pid, timeout=60)
+        assert server_status("student", state_dir=tmp_path).state == "dead"
+        assert "owner pid" in Path(info.log_path).read_text()
+    finally:
+        owner.kill()
+        owner.wait()
+        stop_server("student", state_dir=tmp_path)

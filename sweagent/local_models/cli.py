@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from sweagent.local_models.catalog import MODELS, LocalModelError, get_spec
@@ -26,8 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--ctx", type=int, help="context window in tokens (default 32768)")
     start.add_argument("--threads", type=int, help="CPU threads (default: every core this process may use)")
     start.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the server to be healthy")
+    start.add_argument("--export", action="store_true", help="for scripts: print OEC_<NAME>_API_BASE=<url> lines "
+                       "(what the local configs read), and the usual report on stderr")
     stop = commands.add_parser("stop", help="stop servers started by serve-local")
     stop.add_argument("target", nargs="?", default="all", choices=_TARGETS)
+    stop.add_argument("--owner_pid", type=int, help="only servers started for this process (a script's exit cleanup)")
     commands.add_parser("status", help="print running/dead/stopped and the API base of each server")
     weights = commands.add_parser("weights", help="download, join and verify weights without serving them")
     weights.add_argument("target", nargs="?", default="all", choices=_TARGETS)
@@ -43,9 +47,10 @@ def _status_line(status: ServerStatus) -> str:
     if status.info is None:
         return f"{status.name:<8} {status.state}"
     info = status.info
+    owner = f"  (stops with pid {info.owner_pid})" if info.owner_pid is not None else ""
     return (
         f"{status.name:<8} {status.state:<12} {info.api_base}  model {info.litellm_model}  pid {info.pid}  "
-        f"{info.model_path}"
+        f"{info.model_path}{owner}"
     )
 
 
@@ -54,16 +59,24 @@ def _run(args: argparse.Namespace) -> int:
         names = _names(args.target)
         if len(names) > 1 and (args.port or args.model_path):
             raise LocalModelError("--port and --model_path apply to one model: name student or expert, not all")
-        for name in names:
-            info = ensure_server(
-                name, port=args.port, model_path=args.model_path, ctx=args.ctx, threads=args.threads,
-                timeout=args.timeout,
-            )
-            how = "started" if info.started_by_us else "already running"
-            print(f"{name:<8} {how:<15} {info.api_base}  model {info.litellm_model}  pid {info.pid}")
+        # SIGTERM unwinds like Ctrl-C, so a server still starting is killed (see _spawn) rather than left unrecorded.
+        previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+        try:
+            for name in names:
+                info = ensure_server(
+                    name, port=args.port, model_path=args.model_path, ctx=args.ctx, threads=args.threads,
+                    timeout=args.timeout,
+                )
+                how = "started" if info.started_by_us else "already running"
+                report = f"{name:<8} {how:<15} {info.api_base}  model {info.litellm_model}  pid {info.pid}"
+                print(report, file=sys.stderr if args.export else sys.stdout)
+                if args.export:
+                    print(f"OEC_{name.upper()}_API_BASE={info.api_base}")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     elif args.command == "stop":
         for name in _names(args.target):
-            print(f"{name:<8} {'stopped' if stop_server(name) else 'was not running'}")
+            print(f"{name:<8} {'stopped' if stop_server(name, owner_pid=args.owner_pid) else 'was not running'}")
     elif args.command == "status":
         for name in MODELS:
             print(_status_line(server_status(name)))
@@ -80,3 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     except LocalModelError as exc:
         print(f"sweagent serve-local: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("sweagent serve-local: interrupted", file=sys.stderr)
+        return 130

@@ -1,19 +1,26 @@
 """The server process: llama.cpp (through xllamacpp) serving one GGUF behind an OpenAI-compatible API.
 
 `server.py` spawns this module as its own process, so the CLI that started it can exit and `stop` can end it.
-It writes a ready file with its URL (the port may be kernel-chosen) once the model is loaded and listening, then sleeps until SIGTERM.
+It writes a ready file with its URL (the port may be kernel-chosen) once the model is loaded and listening, then sleeps until
+SIGTERM. Given an owner (`--owner_pid`), it also stops when that process exits, however it ends (`kill -9` included):
+a pidfd of the owner becomes readable when the owner is gone, and nothing has to poll.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import signal
 import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import xllamacpp
 
 from sweagent.local_models.catalog import HOST
+from sweagent.local_models.server import _pid_start_ticks
 from sweagent.utils.files import write_json_atomic
 
 PROMPT_CACHE_RAM_MIB = 2048
@@ -29,14 +36,34 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ctx", required=True, type=int)
     parser.add_argument("--threads", required=True, type=int)
     parser.add_argument("--ready_file", required=True, type=Path)
+    parser.add_argument("--owner_pid", type=int, help="stop when this process exits")
+    parser.add_argument("--owner_start_ticks", type=int, help="kernel start time of --owner_pid (tells a recycled PID)")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _stop_when_owner_exits(pid: int, start_ticks: int) -> None:
+    """Wait for the owner to exit, then SIGTERM ourselves (the main thread's sigwait takes it)."""
+    try:
+        owner = os.pidfd_open(pid)
+        # Checked once the pidfd pins the process: a PID recycled before pidfd_open is not our owner.
+        if _pid_start_ticks(pid) == start_ticks:
+            select.select([owner], [], [])
+    except ProcessLookupError:
+        pass
+    print(f"[serve-local] owner pid {pid} has exited", flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
     args = _parse(sys.argv[1:] if argv is None else argv)
     # Block the stop signals before llama.cpp starts its threads, so only our sigwait below receives them.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    if args.owner_pid is not None:
+        # Started before the model loads, so an owner that dies meanwhile is noticed too.
+        threading.Thread(
+            target=_stop_when_owner_exits, args=(args.owner_pid, args.owner_start_ticks), name="owner", daemon=True
+        ).start()
 
     params = xllamacpp.CommonParams()
     params.model.path = str(args.model_path)
@@ -57,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[serve-local] {args.name} ready at {address} (alias {args.alias})", flush=True)
     received = signal.sigwait(stop_signals)
     print(f"[serve-local] {args.name} stopping on {signal.Signals(received).name}", flush=True)
-    del server  # lets llama.cpp finish its main loop and free the model before we exit
-    return 0
+    # Nothing to save, and llama.cpp's orderly shutdown first finishes the request in progress (a long prompt on a busy
+    # CPU takes minutes): leave at once, the kernel frees the model and the port.
+    os._exit(0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,8 +1,11 @@
 """Start, reuse, inspect and stop the local model servers (the embedded stand-ins for vLLM and Claude).
 
 Each server runs `sweagent.local_models.serve` in its own session and is recorded in a state file
-(`<state_dir>/<name>.json`: URL, PID, model path, port). A server is ours only while its PID still runs that module
-with the start time we recorded, so `stop` never signals a process that merely inherited a recycled PID.
+(`<state_dir>/<name>.json`: URL, PID, model path, port, owner). A server is ours only while its PID still runs that
+module with the start time we recorded, so `stop` never signals a process that merely inherited a recycled PID.
+
+A server started for an owner process (`owner_pid`, by default `$OEC_LOCAL_MODELS_OWNER`, which the shell scripts set
+to their own PID) stops itself when that process exits, however it ends; `kill -9` of a script included.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from sweagent.utils.files import write_json_atomic
 SERVE_MODULE = "sweagent.local_models.serve"
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 30.0
+OWNER_ENV = "OEC_LOCAL_MODELS_OWNER"
+"""PID whose exit stops the servers started while it is set (scripts/local_models.sh exports the script's own)."""
 BUSY_GRACE_S = 30.0
 """How long a live server of ours may miss health checks (a starved CPU) before `ensure_server` replaces it."""
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +57,8 @@ class ServerInfo(BaseModel):
     ctx: int
     threads: int
     log_path: str
+    owner_pid: int | None = None
+    """The server stops itself when this process exits; None: it runs until stopped."""
     started_by_us: bool = False
     """True when this call started the server (not stored: every later reader finds it already running)."""
 
@@ -87,11 +94,13 @@ def ensure_server(
     threads: int | None = None,
     state_dir: Path | None = None,
     timeout: float = START_TIMEOUT_S,
+    owner_pid: int | None = None,
 ) -> ServerInfo:
     """The running server for `name`, starting it (and fetching its weights) when none is healthy.
 
     Options left as None accept whatever a running server uses; an explicit one that differs is an error, so a
-    caller never silently talks to a model other than the one it asked for.
+    caller never silently talks to a model other than the one it asked for. A server started here stops when
+    `owner_pid` (default: `$OEC_LOCAL_MODELS_OWNER`, if set) exits; a running one is reused whoever owns it.
     """
     spec = get_spec(name)
     for option, value in (("ctx", ctx), ("threads", threads)):
@@ -116,18 +125,27 @@ def ensure_server(
             threads=threads if threads is not None else default_threads(),
             state_dir=state_dir,
             timeout=timeout,
+            owner_pid=owner_pid if owner_pid is not None else _owner_from_env(),
         )
         write_json_atomic(_state_path(state_dir, name), info.model_dump(exclude={"started_by_us"}))
         return info.model_copy(update={"started_by_us": True})
 
 
-def stop_server(name: str, *, state_dir: Path | None = None) -> bool:
-    """End the server recorded for `name` if it is still ours; True when a process was stopped."""
+def stop_server(name: str, *, state_dir: Path | None = None, owner_pid: int | None = None) -> bool:
+    """End the server recorded for `name` if it is still ours (and, given `owner_pid`, was started for that process);
+    True when a process was stopped."""
     get_spec(name)
     state_dir = _state_dir(state_dir)
+
+    def wanted(info: ServerInfo | None) -> bool:
+        return info is not None and (owner_pid is None or info.owner_pid == owner_pid)
+
+    # Checked before taking the lock too: a script's exit must not wait for somebody else's server to finish starting.
+    if not wanted(_read_state(state_dir, name)):
+        return False
     with exclusive_lock(state_dir / f".{name}.lock"):
         current = _read_state(state_dir, name)
-        if current is None:
+        if not wanted(current):
             return False
         stopped = _terminate(current)
         _state_path(state_dir, name).unlink(missing_ok=True)
@@ -142,6 +160,15 @@ def server_status(name: str, *, state_dir: Path | None = None) -> ServerStatus:
     if not _is_ours(current):
         return ServerStatus(name=name, state="dead", info=current)
     return ServerStatus(name=name, state="running" if _health_ok(current.url) else "unresponsive", info=current)
+
+
+def _owner_from_env() -> int | None:
+    value = os.environ.get(OWNER_ENV, "")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise LocalModelError(f"${OWNER_ENV}={value!r}: expected a process id")
+    return int(value)
 
 
 def _state_dir(state_dir: Path | None) -> Path:
@@ -184,6 +211,7 @@ def _pid_start_ticks(pid: int) -> int | None:
 
 
 def _is_ours(info: ServerInfo) -> bool:
+    # The command line is final only once exec has completed; a server is recorded only after it reported ready.
     if _pid_start_ticks(info.pid) != info.pid_start_ticks:
         return False
     try:
@@ -260,16 +288,23 @@ def _choose_port(requested: int | None, default: int) -> int:
 
 
 def _spawn(
-    name: str, *, alias: str, model_path: Path, port: int, ctx: int, threads: int, state_dir: Path, timeout: float
+    name: str, *, alias: str, model_path: Path, port: int, ctx: int, threads: int, state_dir: Path, timeout: float,
+    owner_pid: int | None,
 ) -> ServerInfo:
     """Start the server process in its own session and wait until it answers /health."""
+    owner_args: list[str] = []
+    if owner_pid is not None:
+        owner_ticks = _pid_start_ticks(owner_pid)
+        if owner_ticks is None:
+            raise LocalModelError(f"owner pid {owner_pid} (${OWNER_ENV}) is not running")
+        owner_args = ["--owner_pid", str(owner_pid), "--owner_start_ticks", str(owner_ticks)]
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / f"{name}.log"
     ready_file = state_dir / f"{name}.ready.json"
     ready_file.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", SERVE_MODULE, "--name", name, "--alias", alias, "--model_path", str(model_path),
-        "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--ready_file", str(ready_file),
+        "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--ready_file", str(ready_file), *owner_args,
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])))
     with open(log_path, "wb") as log:
@@ -292,6 +327,7 @@ def _spawn(
     return ServerInfo(
         name=name, model_alias=alias, url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid,
         pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, log_path=str(log_path),
+        owner_pid=owner_pid,
     )
 
 
