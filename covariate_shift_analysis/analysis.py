@@ -19,8 +19,19 @@ from covariate_shift_analysis.dataset import Dataset, build_dataset
 from covariate_shift_analysis.embedder import TRUNCATION_RULE, TurnEmbedder, cache_identity, resolve_model
 from covariate_shift_analysis.embedding import EmbeddingPass, embed_selection
 from covariate_shift_analysis.groups import select_rollouts
-from covariate_shift_analysis.metrics import METRICS, MetricSettings
-from covariate_shift_analysis.plots import group_styles, plot_metric_curves, plot_trajectory_map
+from covariate_shift_analysis.metrics import MetricSettings
+from covariate_shift_analysis.plots import (
+    FIGURE_SETS,
+    TRAJECTORY_MAP_DESCRIPTION,
+    VIEWS,
+    CurveContext,
+    curve_description,
+    group_styles,
+    plot_metric_curves,
+    plot_trajectory_map,
+    style_names,
+)
+from covariate_shift_analysis.readme import README, write_readme
 from covariate_shift_analysis.report import write_manifest, write_metric_tables
 from covariate_shift_analysis.turns import format_turn
 
@@ -86,24 +97,38 @@ def _embed(config: AnalysisConfig, progress: bool) -> tuple[Dataset, EmbeddingPa
 
 def _plot(
     turns: pd.DataFrame, trajectory_vectors: np.ndarray, labels: list[str], dataset: Dataset, config: AnalysisConfig
-) -> tuple[list[Path], dict[str, float]]:
-    """Curves cut at the reference's median length + 1 SD, and the trajectory map; returns files and the cut."""
+) -> tuple[dict[Path, str], dict[str, float]]:
+    """The figures of `config.figures`, cut at the reference's median length + 1 SD; returns {file: what it shows}."""
     lengths = dataset.reference_lengths
     median = float(np.median(lengths))
     spread = float(np.std(lengths, ddof=1)) if len(lengths) > 1 else 0.0
-    styles = group_styles([table.name for table in dataset.turns])
-    plots = Path(config.output_dir) / "plots"
-    files: list[Path] = []
-    for metric in METRICS:
-        files += plot_metric_curves(
-            turns, metric, config.reference, styles, median, spread, config.bootstrap.replicates, plots / metric
-        )
-    projection = PCA(n_components=2, random_state=config.bootstrap.seed).fit(trajectory_vectors)
-    files += plot_trajectory_map(
-        projection.transform(trajectory_vectors), labels, styles, projection.explained_variance_ratio_,
-        plots / "trajectory_pca",
+    length_record = {"median": median, "sd": spread, "plot_cut": max(median + spread, 1.0)}
+    if config.figures == "none":
+        return {}, length_record
+    names = [table.name for table in dataset.turns]
+    context = CurveContext(
+        reference=config.reference,
+        styles=group_styles(names),
+        trajectories={name: len(dataset.traj_ids[name]) for name in names},
+        instances=len(dataset.instances),
+        replicates=config.bootstrap.replicates,
+        min_samples=config.metrics.min_samples_per_turn,
+        median=median,
+        spread=spread,
     )
-    return files, {"median": median, "sd": spread, "plot_cut": median + spread}
+    plots = Path(config.output_dir) / "plots"
+    figures: dict[Path, str] = {}
+    for metric, view in FIGURE_SETS[config.figures]:
+        description = curve_description(metric, view, config.reference)
+        for path in plot_metric_curves(turns, metric, VIEWS[view], context, plots / f"{metric}_{view}"):
+            figures[path] = description
+    projection = PCA(n_components=2, random_state=config.bootstrap.seed).fit(trajectory_vectors)
+    for path in plot_trajectory_map(
+        projection.transform(trajectory_vectors), labels, context.styles, projection.explained_variance_ratio_,
+        plots / "trajectory_pca",
+    ):
+        figures[path] = TRAJECTORY_MAP_DESCRIPTION
+    return figures, length_record
 
 
 def run_analysis(config: AnalysisConfig, progress: bool = True, command: list[str] | None = None) -> AnalysisResult:
@@ -122,8 +147,8 @@ def run_analysis(config: AnalysisConfig, progress: bool = True, command: list[st
     trajectories = trajectories.drop(columns="level")
     files = write_metric_tables(turns, trajectories, turn_counts(dataset), output_dir)
     labels = [table.name for table in trajectory_tables for _ in range(len(table.rows))]
-    plot_files, length_record = _plot(turns, trajectory_vectors, labels, dataset, config)
-    files += plot_files
+    figures, length_record = _plot(turns, trajectory_vectors, labels, dataset, config)
+    files += list(figures)
 
     manifest = {
         "command": command,
@@ -156,7 +181,8 @@ def run_analysis(config: AnalysisConfig, progress: bool = True, command: list[st
         },
         "elapsed_seconds": round(time.perf_counter() - started, 3),
     }
-    files.append(output_dir / "manifest.json")
+    files += [output_dir / "manifest.json", output_dir / README]
     manifest["outputs"] = [str(path.relative_to(output_dir)) for path in files]
     write_manifest(output_dir, manifest)
+    write_readme(output_dir, manifest, figures, style_names(list(dataset.traj_ids)))
     return AnalysisResult(turns, trajectories, files, manifest)

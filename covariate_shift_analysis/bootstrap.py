@@ -4,10 +4,11 @@ A level's sample for a group is the vectors of that group's rollouts that reach 
 and the MMD² p-value use all (capped) rollouts of the shared instances. Replicate b draws the shared instances with replacement; for each draw
 one uniform number u picks rollout floor(u·k) among the k rollouts every group has of that instance (common random
 numbers), so a replicate holds one rollout per instance per group and two groups made of the same trajectories
-are identical in every replicate. Bands are the 2.5 and 97.5 percentiles of the replicates that had at least
-`metrics.min_samples_per_turn` vectors on both sides. With several rollouts per instance a replicate has fewer
+are identical in every replicate. Over the replicates that had at least `metrics.min_samples_per_turn` vectors on
+both sides each level keeps the mean, median, SD, the 2.5 and 97.5 percentiles (the 95 % band) and the range, so
+every view of the figures can be drawn from the CSVs. With several rollouts per instance a replicate has fewer
 vectors than the all-rollouts estimate, so the plug-in bias puts the bootstrap mean a little above that estimate;
-curves and bands show the bootstrap mean, which compares like with like across groups.
+figures draw the bootstrap statistics, which compare like with like across groups.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from tqdm import tqdm
 
 from covariate_shift_analysis.config import AnalysisConfig
 from covariate_shift_analysis.metrics import METRICS, MetricSettings, Sample, mmd2_permutation_pvalue
+
+SUMMARY_COLUMNS = ["mean", "median", "sd", "ci_low", "ci_high", "min", "max"]
+"""Statistics of the bootstrap replicates kept for every (metric, group, level)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,21 @@ def _bootstrap(
     return draws
 
 
+def replicate_summary(values: np.ndarray) -> dict[str, float]:
+    """What the figures draw from one level's valid replicates: mean, median, SD, the 95 % band and the full range."""
+    if not values.size:
+        return dict.fromkeys(SUMMARY_COLUMNS, np.nan)
+    return {
+        "mean": values.mean(),
+        "median": np.median(values),
+        "sd": values.std(ddof=1) if values.size > 1 else 0.0,
+        "ci_low": np.percentile(values, 2.5),
+        "ci_high": np.percentile(values, 97.5),
+        "min": values.min(),
+        "max": values.max(),
+    }
+
+
 def compare_levels(
     tables: list[GroupTable],
     vectors: np.ndarray,
@@ -133,9 +152,7 @@ def _compare_levels(
                     "n_group": len(group_rows),
                     "n_reference": len(reference_rows),
                     "estimate_all_rollouts": metric(group_sample, reference_sample) if comparable else np.nan,
-                    "mean": valid.mean() if valid.size else np.nan,
-                    "ci_low": np.percentile(valid, 2.5) if valid.size else np.nan,
-                    "ci_high": np.percentile(valid, 97.5) if valid.size else np.nan,
+                    **replicate_summary(valid),
                     "replicates": valid.size,
                     "p_value": p_value,
                 })

@@ -14,10 +14,12 @@ from sweagent.utils.log import setup_cli_output
 EPILOG = """\
 Any setting of the YAML file can also be given as a dotted option, e.g.
   --bootstrap.replicates 200  --metrics.pca_dim 32  --embedding.device cuda  --default_role student
+  --figures paper|all|none   (paper, the default: Fréchet and KL in the paper's three views, MMD², trajectory map)
 Example:
   python -m covariate_shift_analysis --group expert=runs/expert --group student=runs/student,runs/student2 \\
       --reference expert --output-dir results/shift
-Outputs: <output-dir>/{frechet,kl,mmd}.csv, trajectory_level.csv, turn_counts.csv, manifest.json, plots/*.png|pdf
+Outputs: <output-dir>/README.md (what each file is), {frechet,kl,mmd}.csv, trajectory_level.csv, turn_counts.csv,
+  manifest.json, plots/<metric>_<view>.png|pdf
 """
 
 

@@ -9,7 +9,7 @@ runs from.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -92,6 +92,9 @@ class AnalysisConfig(_Section):
     """Where CSVs, plots and manifest.json are written."""
     default_role: ModelRole = "expert"
     """Role of steps in plain SWE-agent trajectories, for groups that do not set their own."""
+    figures: Literal["paper", "all", "none"] = "paper"
+    """`paper`: Fréchet and KL in the paper's three views (median with 95 % band, median ± 1 SD, full range), MMD² with
+    its 95 % band and p < 0.05 stars, and the trajectory map; `all`: every metric in every view; `none`: tables only."""
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)

@@ -1,12 +1,16 @@
-"""Figures (PNG and PDF): one overlay of bootstrap curves per metric, and a 2-D map of trajectory embeddings.
+"""Figures (PNG and PDF): overlays of every group's per-turn curve against the reference, and a map of trajectories.
 
-Curves stop at the reference's median length + 1 SD, past which few trajectories are left; dashed and dotted lines mark
-the median and median + 1 SD so a reader sees which part of a curve rests on most of the data.
+A curve figure shows one metric in one view of the bootstrap replicates (`VIEWS`: the paper's median with 95 % band,
+median ± 1 SD and full range). Curves stop at the reference's median length + 1 SD, past which few trajectories are
+left; dashed and dotted lines mark the median and median + 1 SD so a reader sees which part of a curve rests on most
+of the data.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -21,13 +25,25 @@ from covariate_shift_analysis.metrics import METRIC_LABELS  # noqa: E402
 from sweagent.utils.files import write_bytes_atomic  # noqa: E402
 
 SIGNIFICANCE = 0.05
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
+COLOURS = ["blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan"]
+"""Matplotlib's tab10 palette by name, so the output folder's README can say which colour a group has."""
+MARKERS = [("o", "circles"), ("s", "squares"), ("^", "triangles"), ("D", "diamonds"), ("v", "down triangles"),
+           ("P", "plus signs"), ("X", "crosses"), ("<", "left triangles"), (">", "right triangles"), ("h", "hexagons")]
 
 
 def group_styles(groups: list[str]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per group, fixed by group order so a group looks the same in every figure."""
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {group: (colours[index % len(colours)], MARKERS[index % len(MARKERS)]) for index, group in enumerate(groups)}
+    """(colour, marker) per group, fixed by group order (reference first) so a group looks the same in every figure."""
+    return {
+        group: (f"tab:{COLOURS[index % len(COLOURS)]}", MARKERS[index % len(MARKERS)][0])
+        for index, group in enumerate(groups)
+    }
+
+
+def style_names(groups: list[str]) -> dict[str, str]:
+    """`orange, squares` per group: the words for what `group_styles` draws."""
+    return {
+        group: f"{COLOURS[index % len(COLOURS)]}, {MARKERS[index % len(MARKERS)][1]}" for index, group in enumerate(groups)
+    }
 
 
 def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
@@ -43,40 +59,102 @@ def save_figure(figure: plt.Figure, stem: Path) -> list[Path]:
     return paths
 
 
-def plot_metric_curves(
-    frame: pd.DataFrame,
-    metric: str,
-    reference: str,
-    styles: dict[str, tuple[str, str]],
-    median: float,
-    spread: float,
-    replicates: int,
-    stem: Path,
-) -> list[Path]:
-    """Bootstrap mean ± 95 % band per group against turn number, cut at the reference's median length + 1 SD."""
-    cut = max(median + spread, 1.0)
+@dataclass(frozen=True)
+class View:
+    """One way of summarising a turn's bootstrap replicates: a centre line and a band (the paper shows three)."""
+
+    name: str
+    caption: str
+    band: Callable[[pd.DataFrame], tuple[pd.Series, pd.Series]]
+
+
+VIEWS = {
+    "median": View("median", "median and 95% band (2.5th-97.5th percentile)", lambda c: (c["ci_low"], c["ci_high"])),
+    "sd": View("sd", "median ± 1 SD", lambda c: (c["median"] - c["sd"], c["median"] + c["sd"])),
+    "range": View("range", "median and full range (min-max)", lambda c: (c["min"], c["max"])),
+}
+
+
+FIGURE_SETS: dict[str, list[tuple[str, str]]] = {
+    "paper": [("frechet", view) for view in VIEWS] + [("kl", view) for view in VIEWS] + [("mmd", "median")],
+    "all": [(metric, view) for metric in METRIC_LABELS for view in VIEWS],
+    "none": [],
+}
+"""(metric, view) of each curve figure that a `figures` setting draws; every set but `none` adds the trajectory map."""
+
+
+def curve_description(metric: str, view: str, reference: str) -> str:
+    """What a curve figure shows, in the words of the output folder's README."""
+    stars = "; stars mark turns where the MMD² permutation test gives p < 0.05" if metric == "mmd" else ""
+    return (
+        f"{METRIC_LABELS[metric]} between each group's and {reference}'s turn embeddings at every turn: "
+        f"{VIEWS[view].caption} of the bootstrap replicates{stars}"
+    )
+
+
+@dataclass(frozen=True)
+class CurveContext:
+    """What every curve figure of one analysis shares: reference, group styles and counts, and the length cut."""
+
+    reference: str
+    styles: dict[str, tuple[str, str]]
+    trajectories: dict[str, int]
+    instances: int
+    replicates: int
+    min_samples: int
+    median: float
+    spread: float
+
+    @property
+    def cut(self) -> float:
+        return max(self.median + self.spread, 1.0)
+
+
+def plot_metric_curves(frame: pd.DataFrame, metric: str, view: View, context: CurveContext, stem: Path) -> list[Path]:
+    """Every group's per-turn divergence from the reference in one view, cut at the reference's median length + 1 SD."""
+    cut = context.cut
     figure, axes = plt.subplots(figsize=(9, 4.5))
-    rows = frame[(frame["metric"] == metric) & (frame["turn"] <= cut)].dropna(subset=["mean"])
-    for group, curve in rows.groupby("group", sort=False):
-        colour, marker = styles[group]
-        axes.plot(curve["turn"], curve["mean"], color=colour, marker=marker, markersize=4, label=group)
-        axes.fill_between(curve["turn"], curve["ci_low"], curve["ci_high"], color=colour, alpha=0.2, linewidth=0)
+    rows = frame[(frame["metric"] == metric) & (frame["turn"] <= cut)].dropna(subset=["median"])
+    compared = [group for group in context.styles if group != context.reference]
+    for index, group in enumerate(compared):
+        colour, marker = context.styles[group]
+        curve = rows[rows["group"] == group]
+        label = f"{group} ({context.trajectories[group]} trajectories)"
+        if curve.empty:
+            label += f": no turn with {context.min_samples}+ on both sides"
+        # each later group a little thinner, so groups whose curves coincide stay visible
+        axes.plot(curve["turn"], curve["median"], color=colour, marker=marker, label=label,
+                  linewidth=max(2.8 - 0.6 * index, 1.0), markersize=max(8.0 - 1.5 * index, 3.5))
+        low, high = view.band(curve)
+        axes.fill_between(curve["turn"], low, high, color=colour, alpha=0.2, linewidth=0)
         if metric == "mmd":
             significant = curve[curve["p_value"] < SIGNIFICANCE]
-            axes.scatter(significant["turn"], significant["mean"], color=colour, s=40, marker="*", zorder=3)
+            axes.scatter(significant["turn"], significant["median"], color=colour, s=160, marker="*", zorder=4,
+                         edgecolors="black", linewidths=0.6)
     if metric == "mmd" and rows["p_value"].notna().any():
-        axes.scatter([], [], color="grey", s=40, marker="*", label=f"permutation p < {SIGNIFICANCE}")
-    axes.axvline(median, color="black", linestyle="--", linewidth=1, label=f"{reference} median length ({median:g})")
-    axes.axvline(cut, color="black", linestyle=":", linewidth=1, label=f"median + 1 SD ({cut:.1f})")
+        axes.scatter([], [], color="white", s=160, marker="*", edgecolors="black", linewidths=0.6,
+                     label=f"permutation p < {SIGNIFICANCE}")
+    axes.axvline(context.median, color="black", linestyle="--", linewidth=1,
+                 label=f"{context.reference} median length ({context.median:g} turns)")
+    axes.axvline(cut, color="black", linestyle=":", linewidth=1, label=f"{context.reference} median + 1 SD ({cut:.1f})")
     axes.axhline(0.0, color="grey", linewidth=0.6)
     axes.set_xlim(0.5, cut + 0.5)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("turn (agent step: action + observation)")
     axes.set_ylabel(METRIC_LABELS[metric])
-    axes.set_title(f"{METRIC_LABELS[metric]} vs. reference '{reference}'\nmean and 95% band of {replicates} paired bootstrap replicates", fontsize=10)
-    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes.set_title(
+        f"{METRIC_LABELS[metric]}: each group's turns vs. {context.reference}'s, turn by turn\n"
+        f"{view.caption} of {context.replicates} paired bootstrap replicates; {context.instances} shared instances",
+        fontsize=10,
+    )
+    axes.legend(fontsize=8, title="group", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(alpha=0.3)
     return save_figure(figure, stem)
+
+
+TRAJECTORY_MAP_DESCRIPTION = (
+    "every trajectory (mean of its turn embeddings) on the first two principal components, one colour and marker per group"
+)
 
 
 def plot_trajectory_map(
@@ -98,7 +176,7 @@ def plot_trajectory_map(
         )
     axes.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
     axes.set_ylabel(f"PC 2 ({explained[1]:.0%} of variance)")
-    axes.set_title("Trajectory embeddings (mean of turn embeddings), PCA", fontsize=10)
+    axes.set_title("Each trajectory as the mean of its turn embeddings, on the first two principal components", fontsize=10)
     axes.legend(fontsize=8, title="group (trajectories)", title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(alpha=0.3)
     return save_figure(figure, stem)

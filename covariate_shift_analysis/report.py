@@ -10,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from covariate_shift_analysis.bootstrap import SUMMARY_COLUMNS
 from covariate_shift_analysis.metrics import METRICS
 from sweagent.utils.files import write_json_atomic, write_text_atomic
 
-CURVE_COLUMNS = ["group", "turn", "n_group", "n_reference", "estimate_all_rollouts", "mean", "ci_low", "ci_high", "replicates"]
+CURVE_COLUMNS = ["group", "turn", "n_group", "n_reference", "estimate_all_rollouts", *SUMMARY_COLUMNS, "replicates"]
 _VERSIONED = ["oec", "numpy", "scipy", "scikit-learn", "torch", "sentence-transformers", "transformers"]
 
 
@@ -28,7 +29,7 @@ def write_metric_tables(turns: pd.DataFrame, trajectories: pd.DataFrame, counts:
     for metric in METRICS:
         columns = CURVE_COLUMNS + (["p_value"] if metric == "mmd" else [])
         paths.append(write_csv(turns.loc[turns["metric"] == metric, columns], output_dir / f"{metric}.csv"))
-    trajectory_columns = ["metric", "group", "n_group", "n_reference", "estimate_all_rollouts", "mean", "ci_low", "ci_high", "replicates", "p_value"]
+    trajectory_columns = ["metric", "group", *CURVE_COLUMNS[2:], "p_value"]
     paths.append(write_csv(trajectories[trajectory_columns], output_dir / "trajectory_level.csv"))
     paths.append(write_csv(counts, output_dir / "turn_counts.csv"))
     return paths

@@ -416,12 +416,31 @@ def test_turn_counts_record_who_took_each_turn(analysed: dict) -> None:
     assert counts.loc[("oec", 1), "trajectories"] == 13  # 7 instances x 2 rollouts, one empty skipped
 
 
-def test_plots_exist_as_png_and_pdf(analysed: dict) -> None:
-    for stem in ("frechet", "kl", "mmd", "trajectory_pca"):
+def test_the_paper_figures_exist_as_png_and_pdf(analysed: dict) -> None:
+    stems = [f"{metric}_{view}" for metric in ("frechet", "kl") for view in ("median", "sd", "range")]
+    for stem in [*stems, "mmd_median", "trajectory_pca"]:
         png = analysed["out"] / "plots" / f"{stem}.png"
         image = imread(png)
         assert image.shape[0] > 300 and image.shape[1] > 300 and image.std() > 0.05
         assert (analysed["out"] / "plots" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_views_are_drawn_from_bootstrap_statistics_in_the_csv(analysed: dict) -> None:
+    frame = pd.read_csv(analysed["out"] / "kl.csv").dropna(subset=["median"])
+    assert ((frame["min"] <= frame["ci_low"] + 1e-9) & (frame["ci_low"] <= frame["median"] + 1e-9)).all()
+    assert ((frame["median"] <= frame["ci_high"] + 1e-9) & (frame["ci_high"] <= frame["max"] + 1e-9)).all()
+    assert (frame["sd"] >= 0).all() and (frame.loc[frame["group"] == "student", "sd"] > 0).any()
+
+
+def test_the_output_folder_readme_names_every_file_the_groups_and_the_command(analysed: dict) -> None:
+    out, manifest = analysed["out"], analysed["first"]
+    readme = (out / "README.md").read_text()
+    for output in manifest["outputs"]:
+        if output != "README.md":
+            assert f"`{output.removesuffix('.pdf').removesuffix('.png')}" in readme, output
+    assert "| **expert** (reference) | blue, circles |" in readme and "| student | orange, squares |" in readme
+    assert "| 7 | 13 | 1 |" in readme  # oec: 7 shared instances, 13 trajectories, one empty one skipped
+    assert "--no-progress" in readme and "replicates: 60" in readme
 
 
 def test_the_manifest_records_settings_and_a_rerun_embeds_nothing_and_repeats_the_numbers(analysed: dict) -> None:
@@ -434,7 +453,7 @@ def test_the_manifest_records_settings_and_a_rerun_embeds_nothing_and_repeats_th
     assert second["groups"]["plain_swe_agent"]["default_role"] == "expert"
     assert second["turn_definition"]["truncation_rule"].startswith("v1")
     assert second["metric_settings"]["per_turn"]["rbf_bandwidth"] > 0
-    assert {"frechet.csv", "mmd.csv", "kl.csv", "plots/mmd.png", "plots/trajectory_pca.pdf"} <= set(second["outputs"])
+    assert {"frechet.csv", "mmd.csv", "kl.csv", "plots/mmd_median.png", "plots/trajectory_pca.pdf", "README.md"} <= set(second["outputs"])
     pd.testing.assert_frame_equal(analysed["first_mmd"], pd.read_csv(analysed["out"] / "mmd.csv"))
 
 
@@ -444,9 +463,10 @@ def test_added_groups_only_embed_their_new_texts(analysed: dict) -> None:
     code = main([
         "--group", f"expert={root / 'expert'}", "--group", f"again={extra['expert']}", "--reference", "expert",
         "--output-dir", str(root / "out2"), "--embedding.cache_dir", str(root / "cache"), "--embedding.device", "cpu",
-        "--bootstrap.replicates", "20", "--metrics.permutations", "0", "--no-progress",
+        "--bootstrap.replicates", "20", "--metrics.permutations", "0", "--figures", "none", "--no-progress",
     ])
     assert code == 0
     manifest = json.loads((root / "out2" / "manifest.json").read_text())
     assert manifest["embedding"]["embedded_this_run"] == 0
+    assert not (root / "out2" / "plots").exists() and "(none: `figures: none`)" in (root / "out2" / "README.md").read_text()
     assert pd.read_csv(root / "out2" / "mmd.csv")["p_value"].isna().all()
