@@ -232,3 +232,19 @@ def test_every_scheme_overlay_loads_on_the_oracle_demo_config(overlay, switch_ty
     config = build_config(RunBatchConfig, [config_dir / "local_oracle_demo.yaml", config_dir / "schemes" / f"{overlay}.yaml"], [])
     assert config.agent.model.switch.type == switch_type
     assert config.output_dir == Path("trajectories/schemes") / overlay  # its own run dir, for compare_schemes.py
+
+
+def test_after_a_window_the_student_gets_its_own_prompt_and_format_back(tmp_path, repo):
+    expert_member = {"tools": {"bundles": [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}],
+                               "parse_function": {"type": "function_calling"}},
+                     "templates": {"system_template": "You are the expert."}}
+    native = {"content": "", "tool_calls": [{"id": "c1", "type": "function",
+                                             "function": {"name": "bash", "arguments": json.dumps({"command": "echo e1"})}}]}
+    switch = {"type": "expert_window", "start": 1, "end": 1, "window": 1}
+    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT], [native], switch, expert_member=expert_member)
+    assert trajectory.step_roles() == ["student", "expert", "student"] and trajectory.info.exit_status == "submitted"
+    assert trajectory.history[0].text != "You are the expert."  # the student's templates again
+    expert_turn = trajectory.assistant_messages()[1]
+    assert expert_turn.model_role == "expert" and not getattr(expert_turn, "tool_calls", None) and "echo e1" in expert_turn.text
+    assert not any(m.role == "tool" for m in trajectory.history)  # observations are user messages for the XML student
+    assert trajectory.trajectory[1].extra_info["tool_calls"][0]["id"] == "c1"  # the step keeps what the expert sent
