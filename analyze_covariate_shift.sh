@@ -7,6 +7,7 @@
 # Reruns embed only turn texts not yet in the cache. See `--help` and covariate_shift_analysis/README.md.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$REPO/scripts/cli.sh"
 source "$REPO/scripts/env.sh"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-exec python -m covariate_shift_analysis "$@"
+exec "${OEC_PYTHON_M[@]}" covariate_shift_analysis "$@"

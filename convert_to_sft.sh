@@ -3,5 +3,6 @@
 #   ./convert_to_sft.sh --runs trajectories/run1 --evals evals/run1 --output data/sft.jsonl
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$REPO/scripts/cli.sh"
 source "$REPO/scripts/env.sh"
-exec python -m oec.sft.cli "$@"
+exec "${OEC_PYTHON_M[@]}" oec.sft.cli "$@"

@@ -5,6 +5,7 @@
 # `./eval_swesmith.sh --help` lists the options. Exit codes: 0 done, 1 some predictions could not be graded, 2 bad input.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$REPO/scripts/cli.sh"
 # --help needs only the environment, not the (possibly slow) install check.
 wants_help=no
 for arg in "$@"; do case "$arg" in -h|--help) wants_help=yes ;; esac; done
@@ -12,4 +13,4 @@ if [ "$wants_help" = no ] || [ ! -x "${OEC_VENV:-$REPO/.venv}/bin/python" ]; the
   "$REPO/scripts/setup.sh"
 fi
 source "$REPO/scripts/env.sh"
-exec python -m oec.evaluation "$@"
+exec "${OEC_PYTHON_M[@]}" oec.evaluation "$@"

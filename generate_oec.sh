@@ -8,7 +8,8 @@ usage() {
 Usage: generate_oec.sh [options] [-- extra sweagent run-batch options]
 
 With no options: the embedded default. Starts the local model servers if needed (0.5B student, 1.5B expert),
-runs config/local_demo.yaml on the demo instances (config/demo/instances.json), stops what it started.
+runs config/local_demo.yaml on the demo instances (config/demo/instances.json), and stops what it started however
+it ends: done, an error, Ctrl-C or SIGTERM (after kill -9 the servers stop themselves).
 
 Options (the cluster setup):
   --config FILE               agent config (default: config/local_demo.yaml)
@@ -28,34 +29,38 @@ Any other config key can follow `--`, e.g. -- --agent.model.switch.end 10
 TXT
 }
 
-"$REPO/scripts/setup.sh"
-source "$REPO/scripts/env.sh"
-source "$REPO/scripts/local_models.sh"
-
-config="$REPO/config/local_demo.yaml"; local_models=auto; args=(); instances_type=""
+source "$REPO/scripts/cli.sh"
+config="$REPO/config/local_demo.yaml"; local_models=auto; args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
-    --config) config="$2"; shift 2 ;;
-    --instances)
-      if [ -e "$2" ] && [ ! -d "$2" ]; then instances_type=file; else instances_type=huggingface; fi
-      args+=(--instances.type "$instances_type" --instances.path "$2"); shift 2 ;;
-    --split) args+=(--instances.split "$2"); shift 2 ;;
-    --output_dir|--num_workers|--rollouts_per_instance|--seed) args+=("$1" "$2"); shift 2 ;;
-    --slice) args+=(--instances.slice "$2"); shift 2 ;;
-    --filter) args+=(--instances.filter "$2"); shift 2 ;;
-    --executor) args+=(--executor.type "$2"); shift 2 ;;
-    --ray_address) args+=(--executor.ray_address "$2"); shift 2 ;;
-    --student_host) export STUDENT_HOST="$2"; shift 2 ;;
-    --student_port) export STUDENT_PORT="$2"; shift 2 ;;
-    --local_models) local_models="$2"; shift 2 ;;
     --) shift; args+=("$@"); break ;;
-    *) echo "generate_oec.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    --config) oec_need_value "$@"; config="$2" ;;
+    --instances)
+      oec_need_value "$@"
+      if [ -e "$2" ] && [ ! -d "$2" ]; then instances_type=file; else instances_type=huggingface; fi
+      args+=(--instances.type "$instances_type" --instances.path "$2") ;;
+    --split) oec_need_value "$@"; args+=(--instances.split "$2") ;;
+    --output_dir|--num_workers|--rollouts_per_instance|--seed) oec_need_value "$@"; args+=("$1" "$2") ;;
+    --slice) oec_need_value "$@"; args+=(--instances.slice "$2") ;;
+    --filter) oec_need_value "$@"; args+=(--instances.filter "$2") ;;
+    --executor) oec_need_value "$@"; args+=(--executor.type "$2") ;;
+    --ray_address) oec_need_value "$@"; args+=(--executor.ray_address "$2") ;;
+    --student_host) oec_need_value "$@"; export STUDENT_HOST="$2" ;;
+    --student_port) oec_need_value "$@"; export STUDENT_PORT="$2" ;;
+    --local_models)
+      oec_need_value "$@"
+      case "$2" in auto|yes|no) local_models="$2" ;; *) oec_usage_error "--local_models $2: expected auto, yes or no" ;; esac ;;
+    *) oec_usage_error "unknown option '$1'" ;;
   esac
+  shift 2
 done
 [ -f "$config" ] || config="$REPO/$config"
-[ -f "$config" ] || { echo "generate_oec.sh: config file not found: $config" >&2; exit 2; }
+[ -f "$config" ] || oec_usage_error "config file not found: $config"
 
+"$REPO/scripts/setup.sh"
+source "$REPO/scripts/env.sh"
+source "$REPO/scripts/local_models.sh"
 if [ "$local_models" = yes ] || { [ "$local_models" = auto ] && grep -q 'OEC_\(STUDENT\|EXPERT\)_API_BASE' "$config"; }; then
   echo "[generate_oec] starting local model servers (first run downloads and verifies the weights)"
   models=()
@@ -63,4 +68,4 @@ if [ "$local_models" = yes ] || { [ "$local_models" = auto ] && grep -q 'OEC_\(S
   grep -q OEC_EXPERT_API_BASE "$config" && models+=(expert)
   oec_start_local_models "${models[@]}"
 fi
-sweagent run-batch --config "$config" "${args[@]}"
+oec_run sweagent run-batch --config "$config" "${args[@]}"

@@ -17,25 +17,30 @@ Usage: scripts/run_pipeline.sh [options]
   --judge_limit N       failed trajectories the judge looks at (default: 4; 0 skips the judge)
   --workers N           parallel rollouts and evaluations (default: 2)
 Groups: oec (student -> oracle at a step drawn from 1..3), student (never switches), expert (oracle from step 0).
-Reruns resume every stage. The local model servers started here are stopped at the end.
+Reruns resume every stage. The local model servers started here are stopped however the script ends.
 TXT
 }
 
+source "$REPO/scripts/cli.sh"
 out="outputs/pipeline"; n=4; k=2; config="config/local_oracle_demo.yaml"; instances="config/demo/instances.json"
 student_calls=6; judge_limit=4; workers=2
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
-    --output) out="$2"; shift 2 ;;
-    --instances) n="$2"; shift 2 ;;
-    --rollouts) k="$2"; shift 2 ;;
-    --config) config="$2"; shift 2 ;;
-    --instances_file) instances="$2"; shift 2 ;;
-    --student_calls) student_calls="$2"; shift 2 ;;
-    --judge_limit) judge_limit="$2"; shift 2 ;;
-    --workers) workers="$2"; shift 2 ;;
-    *) echo "run_pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    --output) oec_need_value "$@"; out="$2" ;;
+    --instances) oec_need_value "$@"; n="$2" ;;
+    --rollouts) oec_need_value "$@"; k="$2" ;;
+    --config) oec_need_value "$@"; config="$2" ;;
+    --instances_file) oec_need_value "$@"; instances="$2" ;;
+    --student_calls) oec_need_value "$@"; student_calls="$2" ;;
+    --judge_limit) oec_need_value "$@"; judge_limit="$2" ;;
+    --workers) oec_need_value "$@"; workers="$2" ;;
+    *) oec_usage_error "unknown option '$1'" ;;
   esac
+  shift 2
+done
+for number in "$n" "$k" "$student_calls" "$judge_limit" "$workers"; do
+  [[ $number =~ ^[0-9]+$ ]] || oec_usage_error "--instances, --rollouts, --student_calls, --judge_limit and --workers take whole numbers, not '$number'"
 done
 
 "$REPO/scripts/setup.sh"
@@ -54,7 +59,7 @@ oec_start_local_models "${models[@]}"
 batch() {  # name, extra overrides...
   local name="$1"; shift
   echo "== generating group '$name'"
-  sweagent run-batch --config "$config" --instances.path "$instances" --instances.slice ":$n" \
+  oec_run sweagent run-batch --config "$config" --instances.path "$instances" --instances.slice ":$n" \
     --num_workers "$workers" --output_dir "$out/runs/$name" \
     --agent.model.models.1.model.instances_path "$instances" "$@"
 }
@@ -65,21 +70,21 @@ batch expert --agent.model.switch.type step_count --agent.model.switch.step 0
 
 echo "== [3/6] evaluation"
 for group in oec student expert; do
-  "$REPO/eval_swesmith.sh" "$out/runs/$group" --instances "$instances" --workers "$workers" || [ $? -eq 1 ]
+  oec_run "$REPO/eval_swesmith.sh" "$out/runs/$group" --instances "$instances" --workers "$workers" || [ $? -eq 1 ]
 done
 
 echo "== [4/6] SFT conversion (resolved OEC trajectories, student turns masked)"
-"$REPO/convert_to_sft.sh" --runs "$out/runs/oec" --evals "$out/runs/oec/eval" --instances "$instances" \
+oec_run "$REPO/convert_to_sft.sh" --runs "$out/runs/oec" --evals "$out/runs/oec/eval" --instances "$instances" \
   --output "$out/sft/oec.jsonl" --val_fraction 0 --quiet
 
 echo "== [5/6] covariate shift"
-"$REPO/analyze_covariate_shift.sh" --group "expert=$out/runs/expert" --group "student=$out/runs/student" \
+oec_run "$REPO/analyze_covariate_shift.sh" --group "expert=$out/runs/expert" --group "student=$out/runs/student" \
   --group "oec=$out/runs/oec" --reference expert --output-dir "$out/covariate_shift" \
   --bootstrap.replicates 200 --no-progress
 
 if [ "$judge_limit" -gt 0 ]; then
   echo "== [6/6] failure categorization (judge: local 1.5B)"
-  "$REPO/categorize_failures.sh" --run_dir "$out/runs/student" --eval_dir "$out/runs/student/eval" \
+  oec_run "$REPO/categorize_failures.sh" --run_dir "$out/runs/student" --eval_dir "$out/runs/student/eval" \
     --instances "$instances" --limit "$judge_limit" --output_dir "$out/failures"
 fi
 

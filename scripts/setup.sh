@@ -4,6 +4,12 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${OEC_VENV:-$REPO/.venv}"
+source "$REPO/scripts/cli.sh"
+case "${1:-}" in
+  "") ;;
+  -h|--help) echo "Usage: scripts/setup.sh   (no options; \$OEC_VENV moves the virtual environment)"; exit 0 ;;
+  *) oec_usage_error "unknown option '$1'" ;;
+esac
 
 if ! command -v bwrap >/dev/null 2>&1; then
   echo "[setup] installing bubblewrap (sandbox for model-written commands)"
