@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from swerex.runtime.abstract import BashAction, BashObservation, CreateBashSessionRequest
+from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
 import sweagent
 from sweagent.environment import sandbox_deployment
@@ -25,18 +25,10 @@ from sweagent.environment.sandbox_protocol import ProtocolError, read_line
 from sweagent.environment.sandbox_runtime import SandboxProcessError
 
 from test_agent import SUBMIT_XML, run_agent, xml
+from test_sandbox import Session, workspace  # noqa: F401  (workspace is a fixture)
 
 REPO = Path(sweagent.__file__).parents[1]
 AS_ROOT = os.geteuid() == 0
-
-
-class Session:
-    def __init__(self, deployment: SandboxDeployment) -> None:
-        self.deployment = deployment
-
-    def run(self, command: str, timeout: float = 20) -> BashObservation:
-        action = BashAction(command=command, timeout=timeout, check="silent")
-        return asyncio.run(self.deployment.runtime.run_in_session(action))
 
 
 def start_session(workspace: Path, config: SandboxDeploymentConfig | None = None, **kwargs: object) -> Session:
@@ -44,14 +36,6 @@ def start_session(workspace: Path, config: SandboxDeploymentConfig | None = None
     asyncio.run(deployment.start())
     asyncio.run(deployment.runtime.create_session(CreateBashSessionRequest()))
     return Session(deployment)
-
-
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    path = tmp_path / "repo"
-    path.mkdir()
-    (path / "README.md").write_text("task repository\n")
-    return path
 
 
 @pytest.fixture
