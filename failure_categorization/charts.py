@@ -20,6 +20,12 @@ BY_STATUS = "categories_by_exit_status"
 BY_STATUS_SHARE = "categories_by_exit_status_share"
 BY_REPOSITORY = "categories_by_repository"
 OTHER_REPOSITORIES = "(other repositories)"
+CHART_DESCRIPTIONS = {
+    BY_STATUS: "stacked bars: how many failed trajectories of each exit status fell in each category",
+    BY_STATUS_SHARE: "the same bars as shares (%) of each exit status, with the trajectories per status under its name",
+    BY_REPOSITORY: "heatmap: failed trajectories per category (rows) and repository (columns, most failures first)",
+}
+"""What each chart shows, for the README written next to them."""
 
 
 def _colours(categories: list[str]) -> dict[str, Any]:

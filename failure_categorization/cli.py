@@ -18,7 +18,7 @@ from failure_categorization.compare import compare
 from failure_categorization.errors import CategorizationError
 from failure_categorization.judge import Judge, JudgeSettings
 from failure_categorization.prompt import PromptLimits
-from failure_categorization.report import build_results, write_results
+from failure_categorization.report import build_results, write_readme, write_results
 from failure_categorization.runner import categorize, prompt_for, split_cases
 from failure_categorization.selection import select_failed
 from failure_categorization.taxonomy import ANALYSIS_ERROR, DEFAULT_TAXONOMY, load_taxonomy
@@ -119,7 +119,7 @@ def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return args.api_base, key
 
 
-def run_categorize(args: argparse.Namespace, console: Console) -> int:
+def run_categorize(args: argparse.Namespace, console: Console, command: list[str]) -> int:
     taxonomy = load_taxonomy(args.taxonomy)
     settings = _settings(args)
     instances = None
@@ -151,6 +151,9 @@ def run_categorize(args: argparse.Namespace, console: Console) -> int:
     results = build_results(outcome.verdicts, selection, taxonomy, settings)
     json_path, csv_path = write_results(results, output_dir)
     charts = write_charts(results, output_dir, args.max_repositories)
+    inputs = {"run directory": args.run_dir, "eval directory": args.eval_dir, "instance file": args.instances,
+              "traj id filter": args.traj_filter, "taxonomy": args.taxonomy}
+    write_readme(results, output_dir, charts, command, {name: str(value) for name, value in inputs.items() if value})
     _print_summary(console, results, outcome.asked, outcome.reused)
     console.print(f"results: {json_path}\n         {csv_path}")
     if charts:
@@ -208,13 +211,14 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
     setup_cli_output()
     console = Console(stderr=True, soft_wrap=True)
     try:
         if args.command == "compare":
             return run_compare(args, console)
-        return run_categorize(args, console)
+        return run_categorize(args, console, ["python", "-m", "failure_categorization", *argv])
     except (CategorizationError, InstanceError, LocalModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

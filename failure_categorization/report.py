@@ -1,13 +1,16 @@
-"""The results of a run: a JSON with a summary and one entry per trajectory, and the same entries as CSV."""
+"""The results of a run: a JSON with a summary and one entry per trajectory, the same entries as CSV, and a README."""
 
 from __future__ import annotations
 
 import csv
 import io
+import shlex
 from collections import Counter, defaultdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from failure_categorization.charts import CHART_DESCRIPTIONS
 from failure_categorization.judge import JudgeSettings
 from failure_categorization.selection import Selection
 from failure_categorization.taxonomy import ANALYSIS_ERROR, Taxonomy
@@ -92,3 +95,68 @@ def write_results(results: dict[str, Any], output_dir: Path) -> tuple[Path, Path
     write_json_atomic(json_path, results)
     write_text_atomic(csv_path, csv_text(results))
     return json_path, csv_path
+
+
+README = "README.md"
+
+
+def _judge_lines(judge: dict[str, Any]) -> list[str]:
+    limits = judge["limits"]
+    if judge["structured_output"]:
+        output = "structured output (a JSON schema whose category is an enum of the taxonomy)"
+    else:
+        output = "text answers (`category: <name>` on the last line)"
+    return [
+        f"- judge: `{judge['model']}`, {judge['samples']} answer(s) per trajectory (majority vote), temperature "
+        f"{judge['temperature']}, at most {judge['max_tokens']} answer tokens, {output}",
+        f"- the judge saw: the task (≤ {limits['max_problem_chars']} characters), the tools (≤ {limits['max_tools_chars']}), "
+        f"the exit status and the last {limits['last_steps']} steps (actions ≤ {limits['max_action_chars']}, "
+        f"observations ≤ {limits['max_observation_chars']} characters each, head and tail kept)",
+    ]
+
+
+def write_readme(
+    results: dict[str, Any], output_dir: Path, charts: list[Path], command: list[str], inputs: dict[str, str]
+) -> Path:
+    """`<output_dir>/README.md`: what was judged, by whom, with what result, and what each file and chart is."""
+    summary = results["summary"]
+    cost = summary["cost"]
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Failure categorization",
+        "",
+        f"Made {created} by `failure_categorization` (see its README in the OEC repository): an LLM judge put each "
+        f"failed trajectory in one category of the taxonomy.",
+        "",
+        "## What was judged",
+        "",
+        *[f"- {name}: `{value}`" for name, value in inputs.items()],
+        f"- {summary['trajectories']} failed trajectories judged; {summary['resolved_not_judged']} resolved ones left out; "
+        f"{len(summary['not_evaluated'])} submitted without an eval report, not judged; {len(summary['malformed'])} "
+        "unreadable, skipped",
+        *_judge_lines(summary["judge"]),
+        f"- judge calls {cost['calls']}, tokens {cost['prompt_tokens']} in / {cost['completion_tokens']} out, "
+        f"cost ${cost['cost']:.4f}",
+        "",
+        "## Categories",
+        "",
+        "| category | trajectories |",
+        "| --- | --- |",
+        *[f"| {name} | {count} |" for name, count in summary["categories"].items()],
+        "",
+        f"{summary['flagged']} answers named a category outside the taxonomy (counted under the fallback category, "
+        f"`flagged` in the CSV); {summary['analysis_errors']} trajectories could not be judged (`{ANALYSIS_ERROR}`: "
+        "rerun the same command to retry only those).",
+        "",
+        "## Files",
+        "",
+        f"- `{RESULTS_JSON}`: the summary above (by exit status, by repository, cost) and one entry per trajectory.",
+        f"- `{RESULTS_CSV}`: one row per trajectory: category, the judge's description, agreement of the votes, tokens, cost.",
+        "- `verdicts/<traj_id>.json`: every answer of the judge for one trajectory; a rerun with the same judge reuses them.",
+    ]
+    stems = dict.fromkeys(path.stem for path in charts)
+    lines += [f"- `{stem}.png` / `.pdf`: {CHART_DESCRIPTIONS[stem]}." for stem in stems]
+    lines += ["", "## How this was made", "", "```bash", shlex.join(command), "```", ""]
+    path = output_dir / README
+    write_text_atomic(path, "\n".join(lines))
+    return path

@@ -349,6 +349,23 @@ def test_results_json_csv_and_charts_summarise_by_exit_status_and_repository(run
     assert all(p.stat().st_size > 5000 for p in charts)
 
 
+def test_the_output_folder_readme_says_what_was_judged_by_whom_and_what_each_file_is(run: tuple[Path, Path]) -> None:
+    run_dir, eval_dir = run
+    _, _, out = _stored_verdicts(run_dir, eval_dir, ["tool_error", "infinite_loop", "tool_error"])
+    code = main([  # every verdict exists, so the (unreachable) server is never asked
+        "categorize", "--run_dir", str(run_dir), "--eval_dir", str(eval_dir), "--output_dir", str(out),
+        "--model", "openai/expert", "--api_base", f"http://127.0.0.1:{_closed_port()}/v1",
+    ])
+    assert code == 0
+    readme = (out / "README.md").read_text()
+    assert f"- run directory: `{run_dir}`" in readme and f"- eval directory: `{eval_dir}`" in readme
+    assert "- 3 failed trajectories judged" in readme and "judge: `openai/expert`, 1 answer(s)" in readme
+    assert "| tool_error | 2 |" in readme and "| infinite_loop | 1 |" in readme
+    for name in ("failure_categories.json", "failure_categories.csv", "verdicts/<traj_id>.json", "categories_by_repository.png"):
+        assert f"`{name}`" in readme
+    assert f"--output_dir {out}" in readme
+
+
 def test_a_rerun_asks_again_for_analysis_errors_and_for_verdicts_of_another_judge(run: tuple[Path, Path]) -> None:
     selection, judge, out = _stored_verdicts(*run, ["tool_error", "infinite_loop", "wrong_solution"])
     save_verdict(out, _verdict(selection.failed[0], ANALYSIS_ERROR, judge))
