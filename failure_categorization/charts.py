@@ -94,7 +94,7 @@ def _heatmap(table: dict[str, dict[str, int]], categories: list[str], max_reposi
             if value:
                 colour = "white" if value > threshold else "black"
                 axes.text(column, row, str(value), ha="center", va="center", fontsize=8, color=colour)
-    axes.set_title("Failure categories by repository")
+    axes.set_title(f"Failure categories by repository (n={sum(totals)})")
     axes.set_xlabel("repository (failed trajectories)")
     colorbar = figure.colorbar(image, ax=axes, label="failed trajectories", shrink=0.8)
     colorbar.locator = MaxNLocator(integer=True)

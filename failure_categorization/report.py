@@ -131,9 +131,9 @@ def write_readme(
         "## What was judged",
         "",
         *[f"- {name}: `{value}`" for name, value in inputs.items()],
-        f"- {summary['trajectories']} failed trajectories judged; {summary['resolved_not_judged']} resolved ones left out; "
-        f"{len(summary['not_evaluated'])} submitted without an eval report, not judged; {len(summary['malformed'])} "
-        "unreadable, skipped",
+        f"- {summary['trajectories']} failed trajectories judged; left out: {summary['resolved_not_judged']} resolved, "
+        f"{len(summary['not_evaluated'])} that submitted a patch but have no eval report, {len(summary['malformed'])} "
+        "unreadable",
         *_judge_lines(summary["judge"]),
         f"- judge calls {cost['calls']}, tokens {cost['prompt_tokens']} in / {cost['completion_tokens']} out, "
         f"cost ${cost['cost']:.4f}",
