@@ -248,3 +248,23 @@ def test_after_a_window_the_student_gets_its_own_prompt_and_format_back(tmp_path
     assert expert_turn.model_role == "expert" and not getattr(expert_turn, "tool_calls", None) and "echo e1" in expert_turn.text
     assert not any(m.role == "tool" for m in trajectory.history)  # observations are user messages for the XML student
     assert trajectory.trajectory[1].extra_info["tool_calls"][0]["id"] == "c1"  # the step keeps what the expert sent
+
+
+def test_the_comparison_table_counts_resolved_rollouts_and_expert_spend_per_resolved_one(tmp_path, repo):
+    import subprocess
+    import sys
+
+    from oec.sft.synthetic import write_trajectory
+
+    switch = {"type": "expert_window", "start": 1, "end": 1, "window": 2}
+    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT], [xml("echo e1"), xml("echo e2")], switch)
+    for traj_id, resolved in (("proj__r0", True), ("proj__r1", False)):
+        write_trajectory(tmp_path / "window", tmp_path / "window" / "eval", traj_id, trajectory, resolved=resolved)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "compare_schemes.py"
+    table = subprocess.run([sys.executable, str(script), str(tmp_path / "window")], capture_output=True, text=True, check=True).stdout
+    header, _, row = table.splitlines()
+    cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
+    assert cells["scheme"] == "window" and cells["switch_type"] == "expert_window"
+    assert (cells["rollouts"], cells["resolved"], cells["hand-overs/rollout"]) == ("2", "1", "2.0")
+    assert cells["expert calls/resolved"] == "4.0" and cells["student calls/resolved"] == "4.0"  # both rollouts' calls, one resolved
+    assert cells["expert step share"] == "0.50"
