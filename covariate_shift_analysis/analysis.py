@@ -112,7 +112,6 @@ def _plot(
         trajectories={name: len(dataset.traj_ids[name]) for name in names},
         instances=len(dataset.instances),
         replicates=config.bootstrap.replicates,
-        min_samples=config.metrics.min_samples_per_turn,
         median=median,
         spread=spread,
     )

@@ -101,7 +101,6 @@ class CurveContext:
     trajectories: dict[str, int]
     instances: int
     replicates: int
-    min_samples: int
     median: float
     spread: float
 
@@ -120,8 +119,6 @@ def plot_metric_curves(frame: pd.DataFrame, metric: str, view: View, context: Cu
         colour, marker = context.styles[group]
         curve = rows[rows["group"] == group]
         label = f"{group} ({context.trajectories[group]} trajectories)"
-        if curve.empty:
-            label += f": no turn with {context.min_samples}+ on both sides"
         # each later group a little thinner, so groups whose curves coincide stay visible
         axes.plot(curve["turn"], curve["median"], color=colour, marker=marker, label=label,
                   linewidth=max(2.8 - 0.6 * index, 1.0), markersize=max(8.0 - 1.5 * index, 3.5))
@@ -136,7 +133,8 @@ def plot_metric_curves(frame: pd.DataFrame, metric: str, view: View, context: Cu
                      label=f"permutation p < {SIGNIFICANCE}")
     axes.axvline(context.median, color="black", linestyle="--", linewidth=1,
                  label=f"{context.reference} median length ({context.median:g} turns)")
-    axes.axvline(cut, color="black", linestyle=":", linewidth=1, label=f"{context.reference} median + 1 SD ({cut:.1f})")
+    if cut > context.median:  # with equal lengths the two lines coincide
+        axes.axvline(cut, color="black", linestyle=":", linewidth=1, label=f"{context.reference} median + 1 SD ({cut:.1f})")
     axes.axhline(0.0, color="grey", linewidth=0.6)
     axes.set_xlim(0.5, cut + 0.5)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
