@@ -189,6 +189,7 @@ class LiteLLMModel:
     def _completion(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Any:
         import litellm
 
+        litellm.suppress_debug_info = True  # its "Give Feedback / Get Help" banner on stdout; the error is raised
         cfg = self.config
         kwargs: dict[str, Any] = {
             "model": cfg.name,
