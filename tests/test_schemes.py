@@ -24,11 +24,12 @@ SEED = 3
 schedule = TypeAdapter(SwitchSchedule).validate_python
 
 
-def realised(switch: dict, traj_id: str, seed: int = SEED, usage: list[InstanceStats] | None = None) -> tuple[list, RolePlan]:
+def realised(switch: dict, traj_id: str, seed: int = SEED, usage: list[InstanceStats] | None = None,
+             steps: int = STEPS) -> tuple[list, RolePlan]:
     """The role of every step of one rollout, as the agent's loop asks for them (distinct actions: never stuck)."""
     plan = RolePlan(schedule(switch), seed, traj_id)
     roles = []
-    for step in range(STEPS):
+    for step in range(steps):
         role = plan.role_for(step, usage[step] if usage else InstanceStats())
         if role is None:
             break
@@ -116,7 +117,7 @@ def test_a_teacher_continuation_ends_the_rollout_after_the_window():
 @pytest.mark.parametrize("beta, round_, expected", [(0.3, 0, 0.3), ([0.9, 0.5, 0.2], 1, 0.5), ([0.9, 0.5, 0.2], 7, 0.2)])
 def test_mixture_gives_each_step_to_the_expert_with_probability_beta(beta, round_, expected):
     n = 10
-    runs = rollouts({"type": "mixture", "beta": beta, "round": round_})
+    runs = rollouts({"type": "mixture", "beta": beta, "round": round_}, steps=n)
     expert_steps = Counter(roles[:n].count("expert") for roles, _ in runs)
     pmf = stats.binom.pmf(range(n + 1), n, expected)
     observed, wanted, low_o, low_e = [], [], 0, 0.0
@@ -250,9 +251,8 @@ def test_after_a_window_the_student_gets_its_own_prompt_and_format_back(tmp_path
     assert trajectory.trajectory[1].extra_info["tool_calls"][0]["id"] == "c1"  # the step keeps what the expert sent
 
 
-def test_the_comparison_table_counts_resolved_rollouts_and_expert_spend_per_resolved_one(tmp_path, repo):
-    import subprocess
-    import sys
+def test_the_comparison_table_counts_resolved_rollouts_and_expert_spend_per_resolved_one(tmp_path, repo, capsys):
+    import runpy
 
     from oec.sft.synthetic import write_trajectory
 
@@ -261,7 +261,8 @@ def test_the_comparison_table_counts_resolved_rollouts_and_expert_spend_per_reso
     for traj_id, resolved in (("proj__r0", True), ("proj__r1", False)):
         write_trajectory(tmp_path / "window", tmp_path / "window" / "eval", traj_id, trajectory, resolved=resolved)
     script = Path(__file__).resolve().parents[1] / "scripts" / "compare_schemes.py"
-    table = subprocess.run([sys.executable, str(script), str(tmp_path / "window")], capture_output=True, text=True, check=True).stdout
+    assert runpy.run_path(str(script))["main"]([str(tmp_path / "window")]) == 0
+    table = capsys.readouterr().out
     header, _, row = table.splitlines()
     cells = dict(zip([c.strip() for c in header.strip("|").split("|")], [c.strip() for c in row.strip("|").split("|")]))
     assert cells["scheme"] == "window" and cells["switch_type"] == "expert_window"
