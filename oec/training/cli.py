@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.export.serve_name:
             from oec.training.export import export_for_serving
 
-            manifest = export_for_serving(config.output_dir, config.export)
+            manifest = export_for_serving(config.output_dir, config.export.serve_name, config.export.outtype)
     except (ConfigError, TrainingError) as exc:
         print(f"train_sft: error: {exc}", file=sys.stderr)
         return 2

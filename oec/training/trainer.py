@@ -33,6 +33,8 @@ from oec.training.model import ModelSource, load_model_and_tokenizer, resolve_so
 
 MODEL_DIR = "model"
 MANIFEST = "manifest.json"
+BASE_CONFIG_DIR = "base_config"
+"""Next to a LoRA adapter: the base model's config.json, all that llama.cpp's adapter converter reads of the base."""
 
 
 @dataclass
@@ -182,6 +184,8 @@ def train(run: PreparedRun) -> dict[str, Any]:
     seconds = time.monotonic() - started
     trainer.save_model(str(config.output_dir / MODEL_DIR))
     run.tokenizer.save_pretrained(str(config.output_dir / MODEL_DIR))
+    if config.finetuning == "lora":
+        trainer.model.get_base_model().config.save_pretrained(str(config.output_dir / BASE_CONFIG_DIR))
     trainer.save_state()
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]

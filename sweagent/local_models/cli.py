@@ -8,6 +8,7 @@ import sys
 
 from sweagent.local_models.catalog import MODELS, LocalModelError, get_spec
 from sweagent.local_models.server import ServerStatus, ensure_server, server_status, stop_server
+from sweagent.local_models.trained import trained_names
 from sweagent.local_models.weights import ensure_weights
 
 _TARGETS = [*MODELS, "all"]
@@ -21,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start a server unless a healthy one runs; prints its API base")
-    start.add_argument("target", nargs="?", default="student", choices=_TARGETS)
+    start.add_argument("target", nargs="?", default="student",
+                       help=f"{', '.join(_TARGETS)}, or the name of a trained student (train_sft.sh --export.serve_name)")
     start.add_argument("--port", type=int, help="fixed port (default: the model's usual port, else any free)")
     start.add_argument("--model_path", help="serve your own GGUF instead of the pinned weights")
     start.add_argument("--ctx", type=int, help="context window in tokens (default 32768)")
@@ -30,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--export", action="store_true", help="for scripts: print OEC_<NAME>_API_BASE=<url> lines "
                        "(what the local configs read), and the usual report on stderr")
     stop = commands.add_parser("stop", help="stop servers started by serve-local")
-    stop.add_argument("target", nargs="?", default="all", choices=_TARGETS)
+    stop.add_argument("target", nargs="?", default="all", help=f"{', '.join(_TARGETS)}, or a trained student's name")
     stop.add_argument("--owner_pid", type=int, help="only servers started for this process (a script's exit cleanup)")
     commands.add_parser("status", help="print running/dead/stopped and the API base of each server")
     weights = commands.add_parser("weights", help="download, join and verify weights without serving them")
@@ -39,8 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _names(target: str) -> list[str]:
-    return list(MODELS) if target == "all" else [target]
+def _names(target: str, trained: bool = False) -> list[str]:
+    """`all`: the pinned models, and with `trained` the registered trained students too."""
+    if target != "all":
+        return [target]
+    return [*MODELS, *(trained_names() if trained else [])]
 
 
 def _status_line(status: ServerStatus) -> str:
@@ -75,10 +80,10 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             signal.signal(signal.SIGTERM, previous)
     elif args.command == "stop":
-        for name in _names(args.target):
+        for name in _names(args.target, trained=True):
             print(f"{name:<8} {'stopped' if stop_server(name, owner_pid=args.owner_pid) else 'was not running'}")
     elif args.command == "status":
-        for name in MODELS:
+        for name in _names("all", trained=True):
             print(_status_line(server_status(name)))
     else:
         for name in _names(args.target):

@@ -36,6 +36,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ctx", required=True, type=int)
     parser.add_argument("--threads", required=True, type=int)
     parser.add_argument("--ready_file", required=True, type=Path)
+    parser.add_argument("--lora", type=Path, help="a GGUF LoRA adapter to apply on top of the model (a trained student)")
     parser.add_argument("--owner_pid", type=int, help="stop when this process exits")
     parser.add_argument("--owner_start_ticks", type=int, help="kernel start time of --owner_pid (tells a recycled PID)")
     return parser.parse_args(argv)
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     params = xllamacpp.CommonParams()
     params.model.path = str(args.model_path)
     params.model_alias = {args.alias}
+    if args.lora is not None:
+        params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(args.lora), 1.0)]
     params.hostnames = [HOST]
     params.port = args.port
     params.n_ctx = args.ctx

@@ -10,6 +10,7 @@ to their own PID) stops itself when that process exits, however it ends; `kill -
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,8 +26,9 @@ from typing import Literal
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from sweagent.local_models.catalog import HOST, LocalModelError, cache_root, get_spec
+from sweagent.local_models.catalog import HOST, MODELS, LocalModelError, ModelSpec, cache_root
 from sweagent.local_models.locking import exclusive_lock
+from sweagent.local_models.trained import TrainedModel, load_trained, trained_names
 from sweagent.local_models.weights import check_gguf, ensure_weights
 from sweagent.utils.files import write_json_atomic
 
@@ -59,6 +61,8 @@ class ServerInfo(BaseModel):
     log_path: str
     owner_pid: int | None = None
     """The server stops itself when this process exits; None: it runs until stopped."""
+    lora_path: str | None = None
+    """A GGUF LoRA adapter llama.cpp applies on top of `model_path` (a trained student), or None."""
     started_by_us: bool = False
     """True when this call started the server (not stored: every later reader finds it already running)."""
 
@@ -102,7 +106,10 @@ def ensure_server(
     caller never silently talks to a model other than the one it asked for. A server started here stops when
     `owner_pid` (default: `$OEC_LOCAL_MODELS_OWNER`, if set) exits; a running one is reused whoever owns it.
     """
-    spec = get_spec(name)
+    spec, trained = _spec_or_trained(name)
+    lora_path = trained.lora_path if trained is not None else None
+    if trained is not None and model_path is None:
+        model_path = trained.model_path
     for option, value in (("ctx", ctx), ("threads", threads)):
         if value is not None and value < 1:
             raise LocalModelError(f"--{option} {value}: expected a positive number")
@@ -111,7 +118,7 @@ def ensure_server(
         current = _read_state(state_dir, name)
         if current is not None:
             if _is_healthy(current, grace=BUSY_GRACE_S):
-                _check_compatible(current, port=port, model_path=model_path, ctx=ctx, threads=threads)
+                _check_compatible(current, port=port, model_path=model_path, ctx=ctx, threads=threads, lora_path=lora_path)
                 return current
             _terminate(current)
             _state_path(state_dir, name).unlink(missing_ok=True)
@@ -120,6 +127,7 @@ def ensure_server(
             name,
             alias=spec.name,
             model_path=resolved,
+            lora_path=check_gguf(Path(lora_path)) if lora_path is not None else None,
             port=_choose_port(port, spec.default_port),
             ctx=ctx if ctx is not None else spec.default_ctx,
             threads=threads if threads is not None else default_threads(),
@@ -134,7 +142,7 @@ def ensure_server(
 def stop_server(name: str, *, state_dir: Path | None = None, owner_pid: int | None = None) -> bool:
     """End the server recorded for `name` if it is still ours (and, given `owner_pid`, was started for that process);
     True when a process was stopped."""
-    get_spec(name)
+    _check_known(name)
     state_dir = _state_dir(state_dir)
 
     def wanted(info: ServerInfo | None) -> bool:
@@ -153,13 +161,29 @@ def stop_server(name: str, *, state_dir: Path | None = None, owner_pid: int | No
 
 
 def server_status(name: str, *, state_dir: Path | None = None) -> ServerStatus:
-    get_spec(name)
+    _check_known(name)
     current = _read_state(_state_dir(state_dir), name)
     if current is None:
         return ServerStatus(name=name, state="stopped")
     if not _is_ours(current):
         return ServerStatus(name=name, state="dead", info=current)
     return ServerStatus(name=name, state="running" if _health_ok(current.url) else "unresponsive", info=current)
+
+
+def _spec_or_trained(name: str) -> tuple[ModelSpec, TrainedModel | None]:
+    """A pinned model's spec, or a trained student's record with the spec of the pinned student for the defaults (port
+    aside: a trained one takes any free port, so it can run next to the base student)."""
+    if name in MODELS:
+        return MODELS[name], None
+    _check_known(name)
+    return dataclasses.replace(MODELS["student"], name=name, default_port=0), load_trained(name)
+
+
+def _check_known(name: str) -> None:
+    """Stopping and status need only the name: a trained student whose files are gone can still be stopped."""
+    if name not in MODELS and name not in trained_names():
+        registered = ", ".join(trained_names()) or "none registered"
+        raise LocalModelError(f"unknown local model '{name}': expected {', '.join(MODELS)} or a trained model ({registered})")
 
 
 def _owner_from_env() -> int | None:
@@ -190,8 +214,9 @@ def _read_state(state_dir: Path, name: str) -> ServerInfo | None:
 
 
 def _check_compatible(current: ServerInfo, **wanted: object) -> None:
-    if wanted["model_path"] is not None:
-        wanted["model_path"] = str(Path(wanted["model_path"]).expanduser().resolve())
+    for key in ("model_path", "lora_path"):
+        if wanted.get(key) is not None:
+            wanted[key] = str(Path(wanted[key]).expanduser().resolve())
     for key, value in wanted.items():
         if value is not None and value != getattr(current, key):
             raise LocalModelError(
@@ -288,8 +313,8 @@ def _choose_port(requested: int | None, default: int) -> int:
 
 
 def _spawn(
-    name: str, *, alias: str, model_path: Path, port: int, ctx: int, threads: int, state_dir: Path, timeout: float,
-    owner_pid: int | None,
+    name: str, *, alias: str, model_path: Path, lora_path: Path | None, port: int, ctx: int, threads: int, state_dir: Path,
+    timeout: float, owner_pid: int | None,
 ) -> ServerInfo:
     """Start the server process in its own session and wait until it answers /health."""
     owner_args: list[str] = []
@@ -305,6 +330,7 @@ def _spawn(
     command = [
         sys.executable, "-m", SERVE_MODULE, "--name", name, "--alias", alias, "--model_path", str(model_path),
         "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--ready_file", str(ready_file), *owner_args,
+        *(["--lora", str(lora_path)] if lora_path is not None else []),
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])))
     with open(log_path, "wb") as log:
@@ -327,7 +353,7 @@ def _spawn(
     return ServerInfo(
         name=name, model_alias=alias, url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid,
         pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, log_path=str(log_path),
-        owner_pid=owner_pid,
+        owner_pid=owner_pid, lora_path=str(lora_path) if lora_path is not None else None,
     )
 
 
