@@ -151,8 +151,15 @@ def load_model_and_tokenizer(config: TrainConfig, source: ModelSource) -> tuple[
         model = _tiny_model(config, tokenizer)
     else:
         dtype = torch.bfloat16 if use_bf16(config) else torch.float32
-        folder, options = (str(Path(source.path).parent), {"gguf_file": Path(source.path).name}) \
-            if source.kind == "gguf" else (source.path, {})
+        options: dict[str, Any] = {}
+        folder = source.path
+        if source.kind == "gguf":
+            from transformers import GgufConfig
+
+            # Dense weights, trainable: without `dequantize` the model stays marked as GGUF-quantized, which Trainer refuses.
+            folder = str(Path(source.path).parent)
+            options = {"gguf_file": Path(source.path).name,
+                       "quantization_config": GgufConfig(gguf_file=Path(source.path).name, dequantize=True)}
         try:
             model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **options)
         except (OSError, ValueError) as exc:

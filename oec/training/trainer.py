@@ -6,7 +6,7 @@ log-likelihood over exactly those tokens, and the LM head runs only at the posit
 vocabulary projection, which dominates a small model's step on CPU.
 
 `OUTPUT_DIR/` after a run: `model/` (the LoRA adapter or the fine-tuned weights, with the tokenizer),
-`trainer_state.json` (TRL's log history), `metrics.jsonl` (one line per logging step), `manifest.json`
+`trainer_state.json` (the Trainer's log history), `metrics.jsonl` (one line per logging step), `manifest.json`
 (config, data files with sha256, rows, trained tokens, tokens/s, losses) and, with `export.serve_name`, `gguf/`.
 """
 
