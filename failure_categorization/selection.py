@@ -59,10 +59,10 @@ def repository_from_id(instance_id: str) -> str:
 
 
 def repository_of(instance: TaskInstance | None, instance_id: str) -> str:
-    """Prefer the instance file's `repo`, except SWE-smith's mirror names (`swesmith/owner__repo.commit`)."""
+    """Prefer the instance file's `repo`, except names in SWE-smith's mirror form (`<org>/owner__repo.commit`)."""
     if instance is not None and instance.repo:
         owner, _, name = instance.repo.partition("/")
-        if name and owner != "swesmith":
+        if name and owner != "swesmith" and "__" not in name:
             return instance.repo
         return repository_from_id(name or owner)
     return repository_from_id(instance_id)

@@ -10,7 +10,7 @@ brings every one of them back. Its problem statement is written from the failing
 Seeded and idempotent: the same seed gives the same file. Each candidate's verdict is kept under
 `$OEC_CACHE/demo-build/`, so an interrupted build resumes where it stopped (`--fresh` re-validates everything).
 
-    python scripts/build_demo_instances.py [--seed 24] [--per-repo 8] [--repos addict toolz boltons]
+    python scripts/build_demo_instances.py [--seed 24] [--per-repo 8] [--repos swesmith/mewwts__addict.75284f95 ...]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from swesmith.constants import CodeEntity, CodeProperty
 from sweagent.environment.bug_reports import write_problem_statement
 from sweagent.environment.repo_profiles import REPO_PROFILES, RepoProfile, get_profile
 from sweagent.environment.source_cache import cache_root, pristine_tree
+from sweagent.environment.swesmith_profiles import image_name
 from sweagent.environment.tests_runner import SuiteResult, grade, is_resolved, run_tests
 from sweagent.environment.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance
@@ -102,7 +103,8 @@ def candidates(profile: RepoProfile, tree: Path, seed: int) -> list[Candidate]:
                 for modifier in FUNCTION_MODIFIERS:
                     if modifier.can_change(entity):
                         by_modifier[modifier.name].append(Candidate(entity, modifier, rel_path))
-    rng = random.Random(f"{seed}:{profile.repo}")
+    # Seeded by the package, not `repo`: renaming a profile does not change which bugs are picked.
+    rng = random.Random(f"{seed}:{profile.source.package}")
     queues = [by_modifier[name] for name in sorted(by_modifier)]
     for queue in queues:
         rng.shuffle(queue)
@@ -126,8 +128,8 @@ def plant_bug(candidate: Candidate, tree: Path, seed: int) -> tuple[str, str] | 
 
 def run_baseline(profile: RepoProfile, scratch: Path) -> Baseline:
     """The pristine suite must pass in the sandbox; its runtime sets the per-candidate timeout."""
-    pristine = TaskInstance(instance_id=f"{profile.repo}.pristine", repo=profile.repo)
-    workspace = build_workspace(pristine, scratch / f"{profile.repo}.pristine")
+    pristine = TaskInstance(instance_id=f"{profile.repo_name}.pristine", repo=profile.repo)
+    workspace = build_workspace(pristine, scratch / f"{profile.repo_name}.pristine")
     result = run_tests(workspace.path, profile)
     if result.exit_code != 0 or not result.passed():
         raise DemoBuildError(f"{profile.repo}: the test suite fails on the pristine tree:\n{result.output[-3000:]}")
@@ -163,7 +165,8 @@ def to_instance(profile: RepoProfile, instance_id: str, patch: str, verdict: dic
     )
     instance = TaskInstance(
         instance_id=instance_id, repo=profile.repo, patch=patch, FAIL_TO_PASS=verdict["FAIL_TO_PASS"],
-        PASS_TO_PASS=verdict["PASS_TO_PASS"], problem_statement=statement, image_name=None, source=profile.source,
+        PASS_TO_PASS=verdict["PASS_TO_PASS"], problem_statement=statement, image_name=image_name(profile),
+        source=profile.source,
     )
     return instance.model_dump(mode="json")
 
@@ -193,7 +196,7 @@ class VerdictCache:
         # The test environment is part of the key: a change to it (e.g. its variables) calls for new verdicts.
         settings = [_VERDICT_FORMAT, profile.model_dump(mode="json"), profile.sandbox_env(), seed, max_f2p]
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
-        self.folder = cache_root() / "demo-build" / f"{profile.repo}-{digest}"
+        self.folder = cache_root() / "demo-build" / f"{profile.repo_name}-{digest}"
         self.enabled = enabled
 
     def _path(self, instance_id: str) -> Path:
@@ -212,7 +215,7 @@ def build_repo(args: argparse.Namespace, profile: RepoProfile, progress: Progres
     tree = pristine_tree(profile.source)
     cache = VerdictCache(profile, args.seed, args.max_f2p, enabled=not args.fresh)
     task = progress.add_task(f"{profile.repo}: baseline", total=args.per_repo)
-    with tempfile.TemporaryDirectory(prefix=f"oec-demo-{profile.repo}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"oec-demo-{profile.repo_name}-") as tmp:
         scratch = Path(tmp)
         baseline = run_baseline(profile, scratch)
         accepted, per_modifier, used_functions, tried = 0, defaultdict(int), set(), 0
@@ -226,7 +229,7 @@ def build_repo(args: argparse.Namespace, profile: RepoProfile, progress: Progres
             if planted is None:
                 continue
             patch, rewrite_hash = planted
-            instance_id = f"{profile.repo}.{profile.source.version.replace('.', '_')}__{candidate.modifier.name}__{rewrite_hash}"
+            instance_id = f"{profile.repo_name}.{candidate.modifier.name}__{rewrite_hash}"  # SWE-smith's id form
             tried += 1
             progress.update(task, description=f"{profile.repo}: candidate {tried} ({candidate.modifier.name})")
             verdict = cache.get(instance_id)

@@ -61,7 +61,7 @@ class TaskInstance(BaseModel):
 
 
 def load_instances(path: str | Path) -> list[TaskInstance]:
-    """Read a SWE-smith JSON list or JSONL file of instances."""
+    """Read a SWE-smith JSON list or JSONL file of instances, and the repo_profiles.yaml next to it if there is one."""
     path = Path(path)
     if not path.is_file():
         raise InstanceError(f"{path}: instance file does not exist")
@@ -80,6 +80,12 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
         rows = [rows]
     if not isinstance(rows, list):
         raise InstanceError(f"{path}: expected a JSON list of instance objects")
+    from sweagent.environment.repo_profiles import RepoProfileError, register_profiles_near  # imports this module
+
+    try:
+        register_profiles_near(path)
+    except RepoProfileError as exc:
+        raise InstanceError(str(exc)) from None
     return parse_instances(rows, str(path))
 
 

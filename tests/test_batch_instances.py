@@ -21,8 +21,8 @@ def ids(config: BatchInstanceSourceConfig) -> list[str]:
 
 def test_filter_slice_and_seeded_shuffle():
     everything = ids(BatchInstanceSourceConfig(path=str(INSTANCES)))
-    toolz = ids(BatchInstanceSourceConfig(path=str(INSTANCES), filter="^toolz"))
-    assert toolz and all(i.startswith("toolz") for i in toolz) and len(toolz) < len(everything)
+    toolz = ids(BatchInstanceSourceConfig(path=str(INSTANCES), filter="^pytoolz__toolz"))
+    assert toolz and all(i.startswith("pytoolz__toolz.") for i in toolz) and len(toolz) < len(everything)
     assert ids(BatchInstanceSourceConfig(path=str(INSTANCES), slice="2:5")) == everything[2:5]
     shuffled = ids(BatchInstanceSourceConfig(path=str(INSTANCES), shuffle=True, shuffle_seed=3))
     assert sorted(shuffled) == sorted(everything) and shuffled != everything

@@ -24,7 +24,7 @@ from sweagent.instance import TaskInstance, load_instances
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_INSTANCES = REPO_ROOT / "config" / "demo" / "instances.json"
 INSTANCES = load_instances(DEMO_INSTANCES)
-INSTANCE_ID = re.compile(r"^(?P<repo>[a-z0-9-]+)\.[0-9_]+__(?P<modifier>func_pm_[a-z_]+)__[a-z0-9]{8}$")
+INSTANCE_ID = re.compile(r"^(?P<repo_name>[a-z0-9-]+__[a-z0-9-]+\.[0-9a-f]{8})\.(?P<modifier>func_pm_[a-z_]+)__[a-z0-9]{8}$")
 
 
 def test_the_demo_set_is_large_and_varied_enough() -> None:
@@ -38,9 +38,10 @@ def test_the_demo_set_is_large_and_varied_enough() -> None:
 @pytest.mark.parametrize("instance", INSTANCES, ids=lambda instance: instance.instance_id)
 def test_instance_fields_follow_swe_smith(instance: TaskInstance) -> None:
     match = INSTANCE_ID.match(instance.instance_id)
-    assert match and match["repo"] == instance.repo
-    assert instance.source == get_profile(instance.repo).source
-    assert instance.image_name is None
+    profile = get_profile(instance.repo)
+    assert match and match["repo_name"] == profile.repo_name == instance.repo.split("/")[1]
+    assert instance.source == profile.source
+    assert instance.image_name == f"{'swebench' if instance.repo.startswith('swesmith/') else 'oec'}/swesmith.x86_64.{profile.repo_name.replace('__', '_1776_')}"
     assert 1 <= len(instance.FAIL_TO_PASS) <= 10
     assert instance.PASS_TO_PASS and not set(instance.FAIL_TO_PASS) & set(instance.PASS_TO_PASS)
     assert instance.patch.startswith("--- a/") and "\n+++ b/" in instance.patch
@@ -81,7 +82,7 @@ def test_bug_reproduces_and_reverse_patch_resolves_it(instance: TaskInstance, tm
 def test_the_builder_reproduces_the_committed_instances(tmp_path: Path) -> None:
     """Seeded and idempotent: validating afresh gives back, byte for byte, instances that are in the committed file."""
     output = tmp_path / "instances.json"
-    command = [sys.executable, str(REPO_ROOT / "scripts" / "build_demo_instances.py"), "--repos", "addict", "--per-repo", "2"]
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "build_demo_instances.py"), "--repos", "swesmith/mewwts__addict.75284f95", "--per-repo", "2"]
     subprocess.run([*command, "--fresh", "--output", str(output)], check=True, capture_output=True, cwd=tmp_path)
     rebuilt = json.loads(output.read_text(encoding="utf-8"))
     committed = {row["instance_id"]: row for row in json.loads(DEMO_INSTANCES.read_text(encoding="utf-8"))}

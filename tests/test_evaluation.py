@@ -45,8 +45,9 @@ from sweagent.trajectory import Trajectory, TrajectoryInfo, traj_path
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "config" / "demo" / "instances.json"
 INSTANCES = load_instances(DEMO)
-ADDICT = [instance for instance in INSTANCES if instance.repo == "addict"]
-ONE_PER_OTHER_REPO = [next(i for i in INSTANCES if i.repo == repo) for repo in sorted({i.repo for i in INSTANCES} - {"addict"})]
+ADDICT_REPO = "swesmith/mewwts__addict.75284f95"
+ADDICT = [instance for instance in INSTANCES if instance.repo == ADDICT_REPO]
+ONE_PER_OTHER_REPO = [next(i for i in INSTANCES if i.repo == repo) for repo in sorted({i.repo for i in INSTANCES} - {ADDICT_REPO})]
 SETDEFAULT = next(instance for instance in ADDICT if "self[key] = default" in instance.patch)
 """The addict bug that drops `self[key] = default` from `setdefault`; its fix has a context line to garble."""
 OTHER = next(instance for instance in ADDICT if instance is not SETDEFAULT)
@@ -288,7 +289,7 @@ def test_the_summary_counts_by_exit_status_repository_and_rollout(batch: Batch) 
                                      "single": {"resolved": len(resolved), "total": len(gold) + 8}}
     for instance in ONE_PER_OTHER_REPO:
         assert summary["by_repo"][instance.repo] == {"resolved": 1, "total": 1}
-    assert summary["by_repo"]["addict"]["total"] == len(ADDICT) + 9
+    assert summary["by_repo"][ADDICT_REPO]["total"] == len(ADDICT) + 9
     assert json.loads((batch.run_dir / PREDS_FILE).read_text()).keys() == {
         traj_id.name for traj_id in batch.run_dir.iterdir() if traj_id.is_dir() and traj_id.name != "eval"
     }
@@ -308,9 +309,9 @@ def test_reports_are_byte_identical_to_what_swesmith_writes(batch: Batch, monkey
         commit: str = "75284f9593dfb929cadd900aff9e35e7c7aec54b"
 
         def log_parser(self, log: str) -> dict[str, str]:
-            return get_profile("addict").parse_log(log)
+            return get_profile(ADDICT_REPO).parse_log(log)
 
-    monkeypatch.setitem(registry.data, "addict", AddictProfile)
+    monkeypatch.setitem(registry.data, ADDICT_REPO, AddictProfile)
     gold = ADDICT[0]
     cases = ((f"gold__{gold.instance_id}", gold, "diff"), ("rewrites_tests", OTHER, "diff"), (f"{OTHER.instance_id}__r1", OTHER, None))
     for traj_id, instance, patch in cases:
@@ -354,8 +355,8 @@ def test_a_patch_that_never_finishes_is_killed_at_the_timeout_and_the_batch_goes
 def test_only_source_files_keep_their_changes() -> None:
     """Test files (graded ones, the profile's test paths, pytest's conventions), anything outside the source paths
     and, inside them, files that steer Python or pytest are reverted; the rest of the source stays patched."""
-    toolz = next(instance for instance in INSTANCES if instance.repo == "toolz")
-    reason = revert_rule(toolz, get_profile("toolz"))
+    toolz = next(instance for instance in INSTANCES if instance.repo == "oec/pytoolz__toolz.2c86e3d9")
+    reason = revert_rule(toolz, get_profile(toolz.repo))
     outside = "outside the source paths (toolz, tlz)"
     expected = {
         "toolz/tests/test_itertoolz.py": TEST_FILE, "toolz/tests/helpers.py": TEST_FILE, "toolz/conftest.py": TEST_FILE,
@@ -391,7 +392,7 @@ def test_docker_backend_runs_swesmith_once_per_rollout_round_with_its_real_flags
     assert [round_.run_id for round_ in rounds] == ["oec.run1.round0", "oec.run1.round1"]
     for k, round_ in enumerate(rounds):
         preds_file = tmp_path / "eval" / ".swesmith" / f"preds.oec.run1.round{k}.json"
-        assert round_.argv == ["python", "-m", "swesmith.harness.eval", "--dataset_path", str(instances_file),
+        assert round_.argv == ["python", "-m", "oec.evaluation.swesmith_eval", "--dataset_path", str(instances_file),
                                "--predictions_path", str(preds_file), "--run_id", f"oec.run1.round{k}", "--workers", "8"]
         assert round_.cwd == tmp_path / "eval" / ".swesmith"
         assert json.loads(preds_file.read_text()) == {
@@ -449,7 +450,7 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, capsys: pytest
 def test_an_instance_the_harness_cannot_build_is_reported_and_retried_while_the_batch_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broken = ADDICT[0].model_copy(update={"instance_id": "addict.2_4_0__broken__00000000", "patch": "--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"})
+    broken = ADDICT[0].model_copy(update={"instance_id": "mewwts__addict.75284f95.broken__00000000", "patch": "--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-a\n+b\n"})
     instances_file = tmp_path / "tasks.json"
     instances_file.write_text(json.dumps([ADDICT[0].model_dump(), broken.model_dump()]))
     run_dir = tmp_path / "run"
@@ -457,7 +458,7 @@ def test_an_instance_the_harness_cannot_build_is_reported_and_retried_while_the_
     assert main([str(run_dir), "--instances", str(instances_file), "--workers", "2"]) == 1
     summary = json.loads((run_dir / "eval" / "summary.json").read_text())
     assert summary["outcomes"] == {"empty_patch": 1, "error": 1}
-    assert "instance addict.2_4_0__broken__00000000: key 'patch' does not apply" in summary["errors"]["broken"]
+    assert "instance mewwts__addict.75284f95.broken__00000000: key 'patch' does not apply" in summary["errors"]["broken"]
     assert not (run_dir / "eval" / "broken" / "report.json").exists()
     assert "not graded (retried on the next run) broken: WorkspaceError" in capsys.readouterr().out.replace("\n", " ")
 

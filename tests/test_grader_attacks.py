@@ -45,8 +45,8 @@ from sweagent.environment.tests_runner import grade, is_resolved, run_tests
 from sweagent.environment.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance
 
-TOOLZ = next(instance for instance in INSTANCES if instance.repo == "toolz")
-BOLTONS = next(instance for instance in INSTANCES if instance.repo == "boltons")
+TOOLZ = next(instance for instance in INSTANCES if instance.repo == "oec/pytoolz__toolz.2c86e3d9")
+BOLTONS = next(instance for instance in INSTANCES if instance.repo == "swesmith/mahmoud__boltons.3bfcfdd0")
 PLUGIN = "oec_force_pass"
 """A top-level module holding FORCE_PASS_CONFTEST's hook: every test reported as passed."""
 OUTSIDE_ADDICT = "outside the source paths (addict)"

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from swerex.deployment.docker import DockerDeployment
 from swerex.exceptions import (
     BashIncorrectSyntaxError,
     CommandTimeoutError,
@@ -36,7 +35,7 @@ from swerex.runtime.abstract import (
     WriteFileRequest,
 )
 
-from sweagent.environment.deployment import DeploymentConfig, DockerDeploymentConfig, ModalDeploymentConfig
+from sweagent.environment.deployment import DeploymentConfig, ModalDeploymentConfig
 from sweagent.environment.sandbox import SANDBOX_PATH, SandboxError, run_sandboxed
 from sweagent.environment.sandbox_deployment import SandboxDeployment, SandboxDeploymentConfig
 from sweagent.environment.sandbox_runtime import SandboxProcessError
@@ -278,15 +277,6 @@ def test_bad_inputs_are_one_line_errors(workspace: Path, tmp_path: Path) -> None
     deployment = SandboxDeploymentConfig().get_deployment(workspace=workspace)
     with pytest.raises(DeploymentNotStartedError):
         deployment.runtime  # noqa: B018 - the property raises before start
-
-
-def test_docker_config_builds_swerex_docker_deployment_for_the_instance_image() -> None:
-    config = TypeAdapter(DeploymentConfig).validate_python({"type": "docker", "image": "python:3.11", "pull": "never"})
-    assert isinstance(config, DockerDeploymentConfig)
-    deployment = config.get_deployment(image="swesmith.x86_64.addict:abc123")
-    assert isinstance(deployment, DockerDeployment)
-    assert (deployment._config.image, deployment._config.pull) == ("swesmith.x86_64.addict:abc123", "never")
-    assert config.get_deployment()._config.image == "python:3.11"
 
 
 def test_modal_config_reaches_swerex_modal_deployment() -> None:

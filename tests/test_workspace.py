@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from sweagent.environment import repo_profiles
 from sweagent.environment.repo_profiles import RepoProfileError, files_of_tests, get_profile
 from sweagent.environment.source_cache import SourceError, fetch_sdist, pristine_tree
 from sweagent.environment.tests_runner import run_tests
 from sweagent.environment.workspace import WorkspaceError, build_workspace
-from sweagent.instance import PyPISdistSource, TaskInstance, load_instances
+from sweagent.instance import InstanceError, PyPISdistSource, TaskInstance, load_instances
 
 DEMO_INSTANCES = Path(__file__).resolve().parents[1] / "config" / "demo" / "instances.json"
 WRONG_SHA256 = "0" * 64
+ADDICT_REPO = "swesmith/mewwts__addict.75284f95"
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -25,14 +29,14 @@ def _git(repo: Path, *args: str) -> str:
 @pytest.fixture(scope="module")
 def instance() -> TaskInstance:
     """A committed demo instance whose failing tests live in a file of their own kind (addict's one test module)."""
-    return next(i for i in load_instances(DEMO_INSTANCES) if i.repo == "addict")
+    return next(i for i in load_instances(DEMO_INSTANCES) if i.repo == ADDICT_REPO)
 
 
 def test_a_cached_sdist_with_the_wrong_sha256_stops_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OEC_CACHE", str(tmp_path))
     (tmp_path / "sdists").mkdir()
     (tmp_path / "sdists" / "addict-2.4.0.tar.gz").write_bytes(b"not the real archive")
-    source = get_profile("addict").source
+    source = get_profile(ADDICT_REPO).source
     with pytest.raises(SourceError) as error:
         pristine_tree(source)
     actual = hashlib.sha256(b"not the real archive").hexdigest()
@@ -43,16 +47,36 @@ def test_a_cached_sdist_with_the_wrong_sha256_stops_the_build(tmp_path: Path, mo
 @pytest.mark.slow
 def test_a_downloaded_sdist_that_does_not_match_its_pin_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OEC_CACHE", str(tmp_path))
-    pinned = get_profile("addict").source
+    pinned = get_profile(ADDICT_REPO).source
     wrong = PyPISdistSource(package="addict", version="2.4.0", sha256=WRONG_SHA256, filename=pinned.filename)
     with pytest.raises(SourceError, match=f"sha256 {pinned.sha256}, expected {WRONG_SHA256}"):
         fetch_sdist(wrong)
     assert list((tmp_path / "sdists").iterdir()) == []
 
 
-def test_an_unknown_repository_names_the_known_ones() -> None:
-    with pytest.raises(RepoProfileError, match="unknown repository profile 'nope': expected one of addict, boltons, toolz"):
+def test_an_unknown_repository_says_what_to_add_and_where() -> None:
+    with pytest.raises(RepoProfileError) as error:
         get_profile("nope")
+    assert str(error.value).startswith("no repository profile for 'nope': add one (sdist pin and sha256, source and "
+                                       "test paths) to a repo_profiles.yaml next to the instance file")
+    assert "\n" not in str(error.value) and ADDICT_REPO in str(error.value)
+
+
+def test_a_profiles_file_next_to_an_instance_file_adds_its_repositories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Adding a repository is data: a repo_profiles.yaml next to the instance file, read when the file is loaded."""
+    monkeypatch.setattr(repo_profiles, "REPO_PROFILES", dict(repo_profiles.REPO_PROFILES))
+    addict = get_profile(ADDICT_REPO)
+    entry = {**addict.model_dump(mode="json", exclude={"python"}), "repo": "acme/acme__addict.b3b2210e"}
+    (tmp_path / "repo_profiles.yaml").write_text(yaml.safe_dump([entry]))
+    row = {"instance_id": "acme__addict.b3b2210e.func_pm_x__1", "repo": entry["repo"], "patch": ""}
+    (tmp_path / "tasks.json").write_text(json.dumps([row]))
+    with pytest.raises(RepoProfileError):
+        get_profile(entry["repo"])
+    load_instances(tmp_path / "tasks.json")
+    assert get_profile(entry["repo"]).source == addict.source
+    (tmp_path / "repo_profiles.yaml").write_text(yaml.safe_dump([{**entry, "test_paths": "nope", "extra": 1}]))
+    with pytest.raises(InstanceError, match=r"repo_profiles.yaml: key '0\.\w+': "):
+        load_instances(tmp_path / "tasks.json")
 
 
 @pytest.mark.slow

@@ -1,6 +1,9 @@
-"""The docker backend (clusters): SWE-smith's own harness grades, and its reports are collected into our layout.
+"""The docker backend: SWE-smith's own harness grades in docker, and its reports are collected into our layout.
 
-`python -m swesmith.harness.eval` keys predictions and its log folders by instance id, so predictions are split
+It runs against the images `scripts/docker_images.sh build` makes (or SWE-smith's own, on a cluster), through
+`oec.evaluation.swesmith_eval`, which is `python -m swesmith.harness.eval` with OEC's repository profiles
+registered. Every image is checked first: a missing one, or an engine that does not answer, is one line naming what
+to run. SWE-smith keys predictions and its log folders by instance id, so predictions are split
 into rounds holding at most one prediction per instance (several rollouts of an instance go to different rounds);
 each round is one call with its own run id, run in `<eval>/.swesmith/`, where SWE-smith writes
 `logs/run_evaluation/<run_id>/<instance_id>/`. Its report and logs are then copied byte for byte into
@@ -20,6 +23,8 @@ from swebench.harness.constants import KEY_INSTANCE_ID, KEY_MODEL, KEY_PREDICTIO
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.reports import INSTANCE_LOG_FILE, PATCH_FILE, REPORT_FILE, TEST_LOG_FILE
+from sweagent.environment.container_deployment import ContainerError, inspect_image
+from sweagent.environment.repo_profiles import RepoProfileError
 from sweagent.utils.files import write_bytes_atomic, write_json_atomic
 
 SWESMITH_DIR = ".swesmith"
@@ -73,7 +78,7 @@ def plan_rounds(
             },
         )
         argv = [
-            python, "-m", "swesmith.harness.eval",
+            python, "-m", "oec.evaluation.swesmith_eval",
             "--dataset_path", str(instances_file.resolve()),
             "--predictions_path", str(preds_file),
             "--run_id", round_id,
@@ -97,11 +102,24 @@ def collect_round(round_: SwesmithRound, eval_dir: Path) -> dict[str, str]:
     return errors
 
 
+def check_images(jobs: list[EvalJob]) -> None:
+    """Every image SWE-smith's harness will start (its profile's `image_name`) exists, and the engine answers."""
+    from sweagent.environment.swesmith_profiles import profile_for_repo  # imports all of SWE-smith's profiles
+
+    for repo in sorted({job.instance.repo for job in jobs}):
+        try:
+            inspect_image("docker", profile_for_repo(repo).image_name)
+        except (ContainerError, RepoProfileError) as exc:
+            raise EvaluationError(f"--backend docker: {exc}") from None
+
+
 def evaluate_with_docker(
     jobs: list[EvalJob], instances_file: Path, eval_dir: Path, *, run_id: str, workers: int = 1
 ) -> dict[str, str]:
     """Run every round through SWE-smith's harness and collect its reports; returns traj id → error."""
     errors: dict[str, str] = {}
+    if jobs:
+        check_images(jobs)
     for round_ in plan_rounds(jobs, instances_file, eval_dir, run_id=run_id, workers=workers):
         # A folder left by an earlier round with this run id holds another traj's results: SWE-smith would skip
         # the instance and we would collect the wrong report.

@@ -1,25 +1,31 @@
-"""Repository profiles: everything needed to build and test one repository without docker.
+"""Repository profiles: everything needed to build and test one repository without docker, and its docker image.
 
 A profile plays the role of a SWE-smith `RepoProfile` for a pristine tree that comes from a pinned PyPI sdist
-instead of a docker image: where the importable code lives (flat or `src/` layout), which test command prints
+instead of a GitHub mirror: where the importable code lives (flat or `src/` layout), which test command prints
 per-test results, which exact test dependencies its virtual environment gets, and which log parser grades it.
-Task instances name their profile in `repo`.
+Task instances name their profile in `repo`, in SWE-smith's form `<org>/<owner>__<name>.<commit>`.
+
+Adding a repository is data: profiles are YAML entries (the bundled ones in `config/demo/repo_profiles.yaml`), and
+a `repo_profiles.yaml` next to an instance file is read when that file is loaded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from swebench.harness.log_parsers.python import parse_log_pytest
 
 from sweagent.environment.repo_venv import ensure_test_venv
 from sweagent.instance import PyPISdistSource
+from sweagent.utils.errors import describe_validation_error
 
 DEFAULT_MOUNT = "/testbed"
 """Where the sandbox shows the workspace; SWE-smith's images use the same path."""
@@ -44,15 +50,22 @@ LOG_PARSERS: dict[str, Callable[[str], dict[str, str]]] = {
 }
 
 
+PROFILES_FILE = "repo_profiles.yaml"
+"""The profiles file read next to an instance file."""
+BUNDLED_PROFILES = Path(__file__).resolve().parents[2] / "config" / "demo" / PROFILES_FILE
+_SWESMITH_REPO = r"^(?P<org>[A-Za-z0-9_.-]+)/(?P<owner>[A-Za-z0-9_.-]+?)__(?P<name>[A-Za-z0-9_.-]+)\.(?P<commit>[0-9a-f]{8})$"
+
+
 class RepoProfileError(ValueError):
-    """An unknown repository name; the message lists the known ones."""
+    """An unknown repository name or a bad profiles file; the message says what to add or fix."""
 
 
 class RepoProfile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    repo: str
-    """The name instances use in their `repo` field and as the first part of their instance ids."""
+    repo: str = Field(pattern=_SWESMITH_REPO)
+    """The name instances use in their `repo` field, SWE-smith's `<org>/<owner>__<name>.<commit>` (its mirror name
+    where SWE-smith has the repository; else any org, with the sdist's sha256 prefix as the commit)."""
     source: PyPISdistSource
     """The pinned sdist whose tree is the pristine repository."""
     code_root: str = "."
@@ -71,6 +84,17 @@ class RepoProfile(BaseModel):
     """Upper bound for one run of the whole suite."""
     python: str = Field(default_factory=lambda: f"{sys.version_info.major}.{sys.version_info.minor}")
     """Python version the test venv is created with (the one running OEC)."""
+
+    @property
+    def repo_name(self) -> str:
+        """SWE-smith's repo name (`<owner>__<name>.<commit>`): the part of every instance id before its bug name."""
+        return self.repo.split("/", 1)[1]
+
+    def swesmith_parts(self) -> dict[str, str]:
+        """The org, owner, name and commit that SWE-smith's profile for this repository has (or would have)."""
+        match = re.fullmatch(_SWESMITH_REPO, self.repo)
+        assert match is not None, "validated by the field's pattern"
+        return match.groupdict()
 
     def parse_log(self, log: str) -> dict[str, str]:
         """Per-test status (`PASSED`, `FAILED`, `ERROR`, `SKIPPED`, `XFAIL`) read from a test log."""
@@ -104,7 +128,7 @@ class RepoProfile(BaseModel):
     def venv_key(self) -> str:
         """Names the test venv: it changes whenever the Python version or a pinned test dependency changes."""
         digest = hashlib.sha256("\n".join([self.python, *sorted(self.test_deps)]).encode()).hexdigest()
-        return f"{self.repo}-py{self.python}-{digest[:12]}"
+        return f"{self.repo_name}-py{self.python}-{digest[:12]}"
 
     def sandbox_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
         """Environment for commands in a sandboxed workspace of this repository (builds the test venv once)."""
@@ -132,35 +156,48 @@ def files_of_tests(test_ids: Sequence[str]) -> list[str]:
     return sorted({file_of_test(test_id) for test_id in test_ids})
 
 
-def _sdist_profile(package: str, version: str, sha256: str, **settings: object) -> RepoProfile:
-    """A profile named after its PyPI package, whose pristine tree is the sdist `<package>-<version>.tar.gz`."""
-    source = PyPISdistSource(package=package, version=version, sha256=sha256, filename=f"{package}-{version}.tar.gz")
-    return RepoProfile(repo=package, source=source, **settings)
+_PROFILE_LIST = TypeAdapter(list[RepoProfile])
 
 
-REPO_PROFILES: dict[str, RepoProfile] = {
-    profile.repo: profile
-    for profile in (
-        _sdist_profile(
-            "addict", "2.4.0", "b3b2210e0e067a281f5646c8c5db92e99b7231ea8b0eb5f74dbdf9e259d4e494",
-            test_paths=("test_addict.py",), source_paths=("addict",), test_timeout_s=60.0,
-        ),
-        _sdist_profile(
-            "toolz", "1.0.0", "2c86e3d9a04798ac556793bced838816296a2f085017664e4995cb40a1047a02",
-            test_paths=("toolz/tests",), source_paths=("toolz", "tlz"), test_timeout_s=60.0,
-        ),
-        _sdist_profile(
-            "boltons", "24.1.0", "4a49b7d57ee055b83a458c8682a2a6f199d263a8aa517098bda9bab813554b87",
-            test_paths=("tests",), source_paths=("boltons",),
-        ),
-    )
-}
+def load_profiles(path: Path) -> dict[str, RepoProfile]:
+    """The profiles of a YAML file (a list of entries); a bad file is one line naming it, the entry and the key."""
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        profiles = _PROFILE_LIST.validate_python(entries)
+    except (OSError, yaml.YAMLError) as exc:
+        raise RepoProfileError(f"{path}: cannot read repository profiles ({' '.join(str(exc).split())})") from None
+    except ValidationError as exc:
+        raise RepoProfileError(f"{path}: {describe_validation_error(exc)}") from None
+    by_repo: dict[str, RepoProfile] = {}
+    for profile in profiles:
+        if by_repo.setdefault(profile.repo, profile) is not profile:
+            raise RepoProfileError(f"{path}: repository '{profile.repo}' has two profiles")
+    return by_repo
+
+
+REPO_PROFILES: dict[str, RepoProfile] = load_profiles(BUNDLED_PROFILES)
+"""Every known profile by `repo`: the bundled ones and those of the profiles files read so far."""
+
+
+def register_profiles_near(instances_file: Path) -> None:
+    """Add the profiles of the `repo_profiles.yaml` next to an instance file, if there is one."""
+    path = instances_file.parent / PROFILES_FILE
+    if not path.is_file() or path.resolve() == BUNDLED_PROFILES:
+        return
+    for repo, profile in load_profiles(path).items():
+        known = REPO_PROFILES.setdefault(repo, profile)
+        if known != profile:
+            raise RepoProfileError(f"{path}: repository '{repo}' already has another profile ({BUNDLED_PROFILES} or an earlier file)")
 
 
 def get_profile(repo: str) -> RepoProfile:
-    """The profile an instance's `repo` names."""
+    """The profile an instance's `repo` names; an unknown one is one line saying what to add, and where."""
     try:
         return REPO_PROFILES[repo]
     except KeyError:
         known = ", ".join(sorted(REPO_PROFILES))
-        raise RepoProfileError(f"unknown repository profile '{repo}': expected one of {known}") from None
+        raise RepoProfileError(
+            f"no repository profile for '{repo}': add one (sdist pin and sha256, source and test paths) to a "
+            f"{PROFILES_FILE} next to the instance file, as in {BUNDLED_PROFILES.relative_to(BUNDLED_PROFILES.parents[2])} "
+            f"(known: {known})"
+        ) from None

@@ -160,7 +160,7 @@ class SandboxLayout:
         return str(PurePosixPath(SANDBOX_STAGING) / host_path.relative_to(self.staging))
 
 
-def _python_runtime_paths() -> list[Path]:
+def python_runtime_paths() -> list[Path]:
     """Host paths the sandbox server needs: its venv, the base interpreter and the `sweagent` package alone (the
     rest of the checkout holds the task set and run outputs). Test venvs link to the same base interpreter."""
     return [Path(sys.prefix), Path(sys.base_prefix), Path(sweagent.__file__).parent]
@@ -175,7 +175,7 @@ def _env_paths(env: Mapping[str, str]) -> list[Path]:
 def _runtime_binds(layout: SandboxLayout) -> list[Path]:
     """Existing host paths outside the system directories that the sandbox needs; outermost ones only, since a
     bind brings everything below it."""
-    candidates = {Path(os.path.abspath(path)) for path in [*_python_runtime_paths(), *_env_paths(layout.env)]}
+    candidates = {Path(os.path.abspath(path)) for path in [*python_runtime_paths(), *_env_paths(layout.env)]}
     needed = [
         path
         for path in candidates

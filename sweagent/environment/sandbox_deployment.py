@@ -8,7 +8,6 @@ deployment and runtime.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import subprocess
@@ -19,10 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from swerex.deployment.abstract import AbstractDeployment
-from swerex.deployment.hooks.abstract import CombinedDeploymentHook, DeploymentHook
-from swerex.exceptions import DeploymentNotStartedError, DeploymentStartupError
-from swerex.runtime.abstract import IsAliveResponse
+from swerex.exceptions import DeploymentStartupError
 
 from sweagent.environment.sandbox import (
     SANDBOX_UID,
@@ -33,8 +29,8 @@ from sweagent.environment.sandbox import (
     spawn_sandbox,
     validate_mount,
 )
-from sweagent.environment.sandbox_limits import SandboxLimits
-from sweagent.environment.sandbox_runtime import SandboxRuntime
+from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimits
+from sweagent.environment.sandbox_runtime import SandboxRuntime, ServerDeployment
 
 SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server"]
 """`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
@@ -86,7 +82,9 @@ class SandboxDeploymentConfig(BaseModel):
         )
 
 
-class SandboxDeployment(AbstractDeployment):
+class SandboxDeployment(ServerDeployment):
+    kind = "sandbox"
+
     def __init__(
         self,
         config: SandboxDeploymentConfig,
@@ -106,13 +104,7 @@ class SandboxDeployment(AbstractDeployment):
         self._mount = mount
         self._env = dict(env)
         self._ro_binds = list(ro_binds)
-        self._runtime: SandboxRuntime | None = None
-        self._scratch = contextlib.ExitStack()
-        self.logger = logger or logging.getLogger(__name__)
-        self._hooks = CombinedDeploymentHook()
-
-    def add_hook(self, hook: DeploymentHook) -> None:
-        self._hooks.add_hook(hook)
+        super().__init__(logger)
 
     def _layout(self) -> SandboxLayout:
         home, tmp = self._dirs
@@ -166,22 +158,6 @@ class SandboxDeployment(AbstractDeployment):
             os.close(request_read)
             os.close(reply_write)
         requests, replies = os.fdopen(request_write, "wb"), os.fdopen(reply_read, "rb")
-        return SandboxRuntime(sandbox, requests, replies, layout, logger=self.logger)
-
-    async def stop(self) -> None:
-        """Stop every process in the sandbox and remove the scratch home and /tmp (the workspace stays)."""
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
-        self._scratch.close()
-
-    async def is_alive(self, *, timeout: float | None = None) -> IsAliveResponse:
-        if self._runtime is None:
-            return IsAliveResponse(is_alive=False, message="the sandbox deployment is not started")
-        return await self._runtime.is_alive(timeout=timeout)
-
-    @property
-    def runtime(self) -> SandboxRuntime:
-        if self._runtime is None:
-            raise DeploymentNotStartedError()
-        return self._runtime
+        assert sandbox.popen.stdout is not None
+        disk = DiskWatch(layout.writable, layout.limits.disk_mb)
+        return SandboxRuntime(sandbox, requests, replies, layout, log=sandbox.popen.stdout, disk=disk, logger=self.logger)

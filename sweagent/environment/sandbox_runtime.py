@@ -4,7 +4,9 @@ Each call is one JSON line on the request pipe; a reader thread matches reply li
 private to the server (see sandbox_server.py), and the host still trusts nothing it reads: a reply line longer than
 MAX_REPLY_BYTES, one that is not well-formed, or one that answers no pending request kills the sandbox, so a forged
 or runaway reply ends that rollout with an environment error and never reaches a trajectory or exhausts memory.
-While a call runs, a watchdog measures what the sandbox wrote and kills it past its disk limit. Waiting uses
+While a call runs, a watchdog measures what the sandbox wrote and kills it past its disk limit. The same runtime
+serves a container (`container_deployment.py`): it only needs a process to kill, the two streams, the server's log
+and where uploads are staged. Waiting uses
 thread-safe futures, so the runtime works from any asyncio event loop (SWE-agent-style callers run each call in a
 fresh loop) and from several threads.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import shutil
@@ -21,10 +24,12 @@ import threading
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from pydantic import BaseModel
-from swerex.exceptions import SwerexException
+from swerex.deployment.abstract import AbstractDeployment
+from swerex.deployment.hooks.abstract import CombinedDeploymentHook, DeploymentHook
+from swerex.exceptions import DeploymentNotStartedError, SwerexException
 from swerex.runtime.abstract import (
     AbstractRuntime,
     Action,
@@ -46,7 +51,7 @@ from swerex.runtime.abstract import (
     WriteFileResponse,
 )
 
-from sweagent.environment.sandbox import DISK_CHECK_INTERVAL_S, SandboxError, SandboxLayout, SandboxProcess
+from sweagent.environment.sandbox import DISK_CHECK_INTERVAL_S, SandboxError
 from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimitExceeded
 from sweagent.environment.sandbox_protocol import (
     MAX_REPLY_BYTES,
@@ -71,21 +76,41 @@ class SandboxProcessError(SwerexException, RuntimeError):
     """The sandbox process died or stopped answering; its last stderr lines are in the message."""
 
 
+class ServerProcess(Protocol):
+    """The process the server runs in (a bwrap sandbox, a container's client): killing it ends every command."""
+
+    popen: subprocess.Popen[bytes]
+
+    def kill(self) -> None: ...
+
+
+class UploadStaging(Protocol):
+    """Where the host stages uploads (`staging`, None: no uploads) and where the server sees a staged path."""
+
+    staging: Path | None
+
+    def staged_path(self, host_path: Path) -> str: ...
+
+
 class SandboxRuntime(AbstractRuntime):
     def __init__(
         self,
-        sandbox: SandboxProcess,
+        sandbox: ServerProcess,
         requests: BinaryIO,
         replies: BinaryIO,
-        layout: SandboxLayout,
+        layout: UploadStaging,
         *,
+        log: BinaryIO,
+        disk: DiskWatch | None,
         logger: logging.Logger,
     ) -> None:
-        """`requests`/`replies`: our ends of the server's private pipes; `sandbox.popen.stdout` carries its log."""
+        """`requests`/`replies`: our ends of the server's private channel; `log` carries its stderr; `disk` (None:
+        not yet, see `watch_disk`) measures what it writes."""
         self._sandbox = sandbox
         self._process = sandbox.popen
         self._requests = requests
         self._layout = layout
+        self._log = log
         self.logger = logger
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, concurrent.futures.Future[dict[str, Any]]]] = {}
@@ -93,7 +118,7 @@ class SandboxRuntime(AbstractRuntime):
         self._write_lock = threading.Lock()  # one request line at a time on the request pipe
         self._stderr_tail: deque[str] = deque(maxlen=40)
         self._dead: str | None = None
-        self._disk = DiskWatch(layout.writable, layout.limits.disk_mb)
+        self._disk = disk
         self._stopped = threading.Event()
         self._disk_due = threading.Event()
         self._stderr_reader = threading.Thread(target=self._read_log, name="oec-sandbox-log", daemon=True)
@@ -146,9 +171,7 @@ class SandboxRuntime(AbstractRuntime):
         return message, future
 
     def _read_log(self) -> None:
-        stream = self._process.stdout
-        assert stream is not None
-        with stream:
+        with self._log as stream:
             while raw := read_line(stream, _LOG_LINE_BYTES, truncate=True):
                 line = raw.decode("utf-8", errors="backslashreplace").rstrip()
                 self._stderr_tail.append(line)
@@ -165,7 +188,14 @@ class SandboxRuntime(AbstractRuntime):
                 self._disk_due.clear()
                 self._check_disk()
 
+    def watch_disk(self, disk: DiskWatch) -> None:
+        """Measure from now on what the server writes against `disk`'s baseline (e.g. once a workspace is ready)."""
+        self._disk = disk
+        self._disk_due.set()
+
     def _check_disk(self) -> None:
+        if self._disk is None:
+            return
         try:
             self._disk.check()
         except SandboxLimitExceeded as exc:
@@ -303,3 +333,38 @@ class SandboxRuntime(AbstractRuntime):
             pass
         self._sandbox.kill()  # also removes its cgroups
         return response
+
+
+class ServerDeployment(AbstractDeployment):
+    """A deployment whose runtime is a SandboxRuntime (the sandbox, a container): hooks, liveness and stopping are
+    the same for each; subclasses start the server and set `_runtime`, and put what stop removes in `_scratch`."""
+
+    kind = "server"
+    """What the deployment runs in, for messages."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._runtime: SandboxRuntime | None = None
+        self._scratch = contextlib.ExitStack()
+        self.logger = logger or logging.getLogger(type(self).__module__)
+        self._hooks = CombinedDeploymentHook()
+
+    def add_hook(self, hook: DeploymentHook) -> None:
+        self._hooks.add_hook(hook)
+
+    async def stop(self) -> None:
+        """Stop every process of the deployment, then remove its scratch folders (a sandbox's workspace stays)."""
+        if self._runtime is not None:
+            await self._runtime.close()
+            self._runtime = None
+        self._scratch.close()
+
+    async def is_alive(self, *, timeout: float | None = None) -> IsAliveResponse:
+        if self._runtime is None:
+            return IsAliveResponse(is_alive=False, message=f"the {self.kind} deployment is not started")
+        return await self._runtime.is_alive(timeout=timeout)
+
+    @property
+    def runtime(self) -> SandboxRuntime:
+        if self._runtime is None:
+            raise DeploymentNotStartedError()
+        return self._runtime

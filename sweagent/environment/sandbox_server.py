@@ -3,7 +3,9 @@
 Started by the host as `python -I -m sweagent.environment.sandbox_server REQUEST_FD REPLY_FD` inside bwrap. The
 pipes are not the sandbox's stdin/stdout: bwrap's own pid 1 (which every process in the sandbox could look at) never
 holds them, the server moves them to fresh descriptors that no command inherits, and it makes itself non-dumpable,
-so no model-written command can reach them through /proc, ptrace or inheritance. Nothing listens on a port, so the
+so no model-written command can reach them through /proc, ptrace or inheritance. In a container the engine's attach
+stream is the only channel, so `--stdio` serves on stdin/stdout instead: the server takes them over the same way and
+leaves /dev/null and its log (stderr) at fds 0 and 1 for everything it starts. Nothing listens on a port, so the
 sandbox needs no network. Requests run one at a time in order (a bash session is sequential anyway), except
 `is_alive`, which is answered at once even while a long command runs.
 """
@@ -61,6 +63,16 @@ def _claim_pipes(request_fd: int, reply_fd: int) -> tuple[BinaryIO, BinaryIO]:
     os.close(reply_fd)
     sys.stdout = sys.stderr
     return requests, replies
+
+
+def _claim_stdio() -> tuple[BinaryIO, BinaryIO]:
+    """The protocol on stdin/stdout, moved to private descriptors; fd 0 becomes /dev/null and fd 1 the log."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    request_fd, reply_fd = os.dup(0), os.dup(1)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    os.close(devnull)
+    return _claim_pipes(request_fd, reply_fd)
 
 
 def _forbid_fd_access() -> None:
@@ -143,7 +155,7 @@ def serve(requests: BinaryIO, replies: _Replies) -> None:
 
 def main() -> int:
     _forbid_fd_access()
-    requests, replies = _claim_pipes(int(sys.argv[1]), int(sys.argv[2]))
+    requests, replies = _claim_stdio() if sys.argv[1:] == ["--stdio"] else _claim_pipes(int(sys.argv[1]), int(sys.argv[2]))
     serve(requests, _Replies(replies))
     return 0
 

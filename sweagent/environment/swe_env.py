@@ -24,7 +24,7 @@ from swerex.runtime.abstract import (
     WriteFileRequest,
 )
 
-from sweagent.environment.deployment import DeploymentConfig, SandboxDeploymentConfig
+from sweagent.environment.deployment import ContainerDeploymentConfig, DeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import ProblemSource
 from sweagent.utils.scratch import process_scratch_dir
 
@@ -39,7 +39,7 @@ class EnvironmentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     deployment: DeploymentConfig = Field(default_factory=SandboxDeploymentConfig)
-    """Where commands run: `sandbox` (bubblewrap, no docker needed), `docker` or `modal`."""
+    """Where commands run: `sandbox` (bubblewrap, no docker needed), `docker` (the instance's image) or `modal`."""
     working_dir: str = "/testbed"
     """Path of the repository inside the environment."""
     post_startup_commands: list[str] = []
@@ -102,12 +102,16 @@ class SWEEnv:
                 workspace=repo_dir, home=self._host_dir / "home", tmp=self._host_dir / "tmp",
                 mount=self.config.working_dir, env=env, ro_binds=ro_binds,
             )
+        elif isinstance(deployment_config, ContainerDeploymentConfig):
+            self._deployment = deployment_config.get_deployment(self.problem, mount=self.config.working_dir)
         else:
             self._deployment = deployment_config.get_deployment(image=self.problem.image_name)
         self._run(self._deployment.start())
         self._run(self.runtime.create_session(CreateBashSessionRequest(startup_timeout=self.config.startup_timeout)))
         self.communicate(f"cd {shlex.quote(self.config.working_dir)}", check=True)
-        for command in self.problem.setup_commands(self.config.working_dir, in_sandbox=self._host_dir is not None):
+        # The sandbox's workspace is built here and a container's starting state by its deployment.
+        prepared = self._host_dir is not None or isinstance(deployment_config, ContainerDeploymentConfig)
+        for command in self.problem.setup_commands(self.config.working_dir, in_sandbox=prepared):
             self.communicate(command, check=True, timeout=300)
         for command in self.config.post_startup_commands:
             self.communicate(command, check=True, timeout=300)

@@ -28,7 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from sweagent.agent.agents import AgentConfig
 from sweagent.agent.switching.accounting import write_role_stats
-from sweagent.environment.deployment import SandboxDeploymentConfig
+from sweagent.environment.container_deployment import ContainerError
+from sweagent.environment.deployment import ContainerDeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
 from sweagent.environment.repo_profiles import RepoProfileError, get_profile
 from sweagent.environment.swe_env import EnvironmentConfig
@@ -209,14 +210,21 @@ def output_dir_lock(output_dir: Path) -> Iterator[None]:
 
 
 def check_batch(config: RunBatchConfig, instances: list[TaskInstance]) -> None:
-    """What can be checked before any environment starts: the agent, and that the sandbox knows every repository."""
+    """What can be checked before any environment starts: the agent, that the sandbox knows every repository, and
+    that a docker deployment's engine answers and has every image."""
     check_agent(config.agent, config.env, InstanceProblem(instances[0]), config.seed)
-    if isinstance(config.env.deployment, SandboxDeploymentConfig):
+    deployment = config.env.deployment
+    if isinstance(deployment, SandboxDeploymentConfig):
         for instance in instances:
             try:
                 get_profile(instance.repo)
             except RepoProfileError as exc:
                 raise InstanceError(f"{config.instances.path}: instance '{instance.instance_id}': key 'repo': {exc}") from None
+    elif isinstance(deployment, ContainerDeploymentConfig):
+        try:  # the engine answers and has every image: else one line, before any rollout starts
+            deployment.check_images([deployment.image_for(InstanceProblem(instance)) for instance in instances])
+        except ContainerError as exc:
+            raise ConfigError(f"key 'env.deployment': {exc}") from None
 
 
 class _IdenticalFailures:
