@@ -12,7 +12,7 @@ timed-out run (SWE-smith's `timed_out`/`timeout` keys) and a patch that does not
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -74,6 +74,8 @@ class ReportSummary:
 
     resolved: bool
     outcome: Outcome
+    tests_status: dict[str, Any] = field(default_factory=dict)
+    """FAIL_TO_PASS/PASS_TO_PASS/... → {success: [...], failure: [...]} of a graded report (the inspector shows it)."""
 
 
 def read_report(path: Path) -> ReportSummary:
@@ -95,4 +97,7 @@ def read_report(path: Path) -> ReportSummary:
         return ReportSummary(resolved, "empty_patch")
     if PATCH_APPLY_ERROR in report:
         return ReportSummary(resolved, "patch_failed")
-    return ReportSummary(resolved, "graded" if "tests_status" in report else "no_test_output")
+    if "tests_status" not in report:
+        return ReportSummary(resolved, "no_test_output")
+    tests_status = report["tests_status"]
+    return ReportSummary(resolved, "graded", tests_status if isinstance(tests_status, dict) else {})

@@ -17,7 +17,7 @@ from rich.table import Table
 from oec.evaluation.plan import EvalPlan
 from oec.evaluation.reports import REPORT_FILE, read_report
 from sweagent.predictions import instance_id_of
-from sweagent.trajectory import TrajectoryError, load_trajectory, split_traj_id, traj_path
+from sweagent.trajectory import TrajectoryError, find_trajectory_file, load_trajectory, split_traj_id
 from sweagent.utils.files import write_json_atomic
 
 SUMMARY_FILE = "summary.json"
@@ -26,8 +26,8 @@ BREAKDOWNS = {"by_exit_status": "exit status", "by_repo": "repository", "by_roll
 
 def exit_status_of(run_dir: Path, traj_id: str) -> str:
     """The agent's exit status from the trajectory (`no trajectory` for runs that only left predictions)."""
-    path = traj_path(run_dir, traj_id)
-    if not path.is_file():
+    path = find_trajectory_file(run_dir, traj_id)
+    if path is None:
         return "no trajectory"
     try:
         return load_trajectory(path).info.exit_status or "unknown"

@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run-batch": ("sweagent.run.run_batch", "run the agent on many instances (several rollouts each)"),
     "merge-preds": ("sweagent.run.merge_preds", "merge the .pred files of run directories into preds.json"),
     "serve-local": ("sweagent.local_models.cli", "start, stop or inspect the local GGUF model servers"),
+    "inspect": ("sweagent.inspector.cli", "browse rollouts (student/expert turns, switch points) or write an HTML report"),
 }
 
 
