@@ -282,3 +282,23 @@ def test_a_private_workspace_folder_works(tmp_path: Path) -> None:
     workspace.mkdir(mode=0o700)
     assert run_sandboxed("pwd; touch made", workspace, timeout=10).output.strip() == "/testbed"
     assert (workspace / "made").stat().st_uid == os.geteuid()  # ours again afterwards
+
+
+def test_a_killed_one_shot_run_leaves_nothing_the_next_process_keeps(workspace: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    from sweagent.utils.scratch import remove_stale_scratch_dirs
+
+    base = tmp_path / "scratch"
+    code = (f"import tempfile; tempfile.tempdir = {str(base)!r}; from sweagent.environment.sandbox import run_sandboxed; "
+            f"run_sandboxed('echo started; sleep 60', {str(workspace)!r}, timeout=120)")
+    base.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not list(base.glob("oec-proc-*/oec-sandbox-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(base.glob("oec-proc-*/oec-sandbox-*")), "the one-shot run never made its scratch folder"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert [path.name for path in remove_stale_scratch_dirs(base)] and not list(base.iterdir())

@@ -39,6 +39,7 @@ from sweagent.environment.repo_profiles import DEFAULT_MOUNT, files_of_tests, ge
 from sweagent.environment.tests_runner import grade, is_resolved, run_tests
 from sweagent.environment.workspace import build_workspace
 from sweagent.utils.files import write_json_atomic, write_text_atomic
+from sweagent.utils.scratch import process_scratch_dir
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def evaluate_prediction(job: EvalJob, out_dir: Path, *, timeout_s: float | None 
     profile = get_profile(job.instance.repo)
     timeout = profile.test_timeout_s if timeout_s is None else timeout_s
     write_text_atomic(out_dir / PATCH_FILE, patch)
-    with tempfile.TemporaryDirectory(prefix="oec-eval-", ignore_cleanup_errors=True) as scratch:
+    with tempfile.TemporaryDirectory(prefix="oec-eval-", dir=process_scratch_dir(), ignore_cleanup_errors=True) as scratch:
         patch_file = Path(scratch) / "model.patch"
         # git apply rejects a patch whose last line lacks its newline ("corrupt patch").
         patch_file.write_text(patch if patch.endswith("\n") else patch + "\n", encoding="utf-8")

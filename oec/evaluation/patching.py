@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from sweagent.environment.repo_profiles import RepoProfile, files_of_tests
 from sweagent.environment.sandbox import run_sandboxed
 from sweagent.instance import TaskInstance
+from sweagent.utils.scratch import process_scratch_dir
 
 SANDBOX_PATCH = "/run/oec-eval/model.patch"
 """Where the patch file appears, read-only, inside the sandbox."""
@@ -141,7 +142,7 @@ def revert_changes(workspace: Path, applied: AppliedPatch, reason_of: Callable[[
     lists = {"remove": [p for p in reverted if applied.changed[p] == "A"],
              "restore": [p for p in reverted if applied.changed[p] != "A"]}
     steps, binds = [], []
-    with tempfile.TemporaryDirectory(prefix="oec-revert-") as folder:
+    with tempfile.TemporaryDirectory(prefix="oec-revert-", dir=process_scratch_dir()) as folder:
         for name, paths in lists.items():
             if paths:
                 host = Path(folder, name)

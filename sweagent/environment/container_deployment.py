@@ -41,6 +41,7 @@ from sweagent.environment.sandbox import BASE_ENV, SANDBOX_STAGING, SANDBOX_UID,
 from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox_runtime import SandboxRuntime, ServerDeployment
 from sweagent.environment.workspace import _EXCLUDES, _GIT_ENV, _LOCAL_CONFIG
+from sweagent.utils.scratch import process_scratch_dir
 
 BUILD_COMMAND = "scripts/docker_images.sh build"
 """What builds the images of an instance file (named in the error for a missing image)."""
@@ -237,7 +238,7 @@ class ContainerDeployment(ServerDeployment):
         self._hooks.on_custom_step("Starting container")
         inspect_image(self._config.engine, self.image)
         try:
-            staging = Path(self._scratch.enter_context(tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir)))
+            staging = Path(self._scratch.enter_context(tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir or process_scratch_dir())))
             os.chmod(staging, 0o755)  # the container's user reads staged files (read-only) from here
             patch = self._state.patch
             (staging / _PATCH_FILE).write_text(patch if patch.endswith("\n") else patch + "\n", encoding="utf-8")  # git apply wants it

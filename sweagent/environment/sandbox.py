@@ -38,6 +38,7 @@ from sweagent.environment.sandbox_limits import (
     limits_prefix,
     make_cgroups,
 )
+from sweagent.utils.scratch import process_scratch_dir
 
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """PATH inside the sandbox; callers that add a directory (e.g. a test venv's bin) prepend it to this value."""
@@ -312,7 +313,7 @@ def spawn_sandbox(layout: SandboxLayout, command: Sequence[str], **popen_kwargs:
 @contextmanager
 def scratch_dirs(base: str | Path | None = None) -> Iterator[tuple[Path, Path]]:
     """A fresh per-instance (home, tmp) pair of host directories, removed afterwards."""
-    root = Path(tempfile.mkdtemp(prefix="oec-sandbox-", dir=base))
+    root = Path(tempfile.mkdtemp(prefix="oec-sandbox-", dir=base or process_scratch_dir()))
     try:
         (root / "home").mkdir()
         (root / "tmp").mkdir()

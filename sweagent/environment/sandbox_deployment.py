@@ -31,6 +31,7 @@ from sweagent.environment.sandbox import (
 )
 from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox_runtime import SandboxRuntime, ServerDeployment
+from sweagent.utils.scratch import process_scratch_dir
 
 SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server"]
 """`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
@@ -113,7 +114,7 @@ class SandboxDeployment(ServerDeployment):
             home, tmp = home or scratch_home, tmp or scratch_tmp
         home.mkdir(parents=True, exist_ok=True)
         tmp.mkdir(parents=True, exist_ok=True)
-        staging_dir = tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir)
+        staging_dir = tempfile.TemporaryDirectory(prefix="oec-upload-", dir=self._config.scratch_dir or process_scratch_dir())
         staging = self._scratch.enter_context(staging_dir)
         os.chmod(staging, 0o755)  # the sandbox user reads staged uploads (read-only) from here
         return SandboxLayout.create(

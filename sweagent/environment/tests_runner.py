@@ -22,6 +22,7 @@ from swebench.harness.grading import get_eval_tests_report, get_resolution_statu
 from sweagent.environment.repo_profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
 from sweagent.environment.sandbox import run_sandboxed
 from sweagent.instance import TaskInstance
+from sweagent.utils.scratch import process_scratch_dir
 
 PASSING = (TestStatus.PASSED.value, TestStatus.XFAIL.value)
 FAILING = (TestStatus.FAILED.value, TestStatus.ERROR.value)
@@ -53,7 +54,7 @@ def run_tests(
     mount: str = DEFAULT_MOUNT,
 ) -> SuiteResult:
     """Run `test_files` (default: the whole suite) of the workspace in the sandbox, with the repo's test venv."""
-    with tempfile.TemporaryDirectory(prefix="oec-pytest-") as folder:
+    with tempfile.TemporaryDirectory(prefix="oec-pytest-", dir=process_scratch_dir()) as folder:
         config = Path(folder) / "pytest.ini"
         config.write_text(profile.pytest_config(mount), encoding="utf-8")
         result = run_sandboxed(
