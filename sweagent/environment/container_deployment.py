@@ -7,7 +7,8 @@ the container's stdin/stdout, which the server takes over at once, and `SandboxR
 reply exactly as for bubblewrap. The container has no network, no capabilities once it runs the server (a root
 entry step gives the workspace and home to an unprivileged user, then `setpriv` drops to it), memory, process and
 file-size limits, and only the variables we pass. What it writes is measured in its writable layer, as the sandbox
-measures its mounts.
+measures its mounts. Should OEC die, even by `kill -9`, the engine closes the container's stdin, the server exits
+and `--rm` removes the container.
 
 The image holds the pristine repository at the working dir (SWE-smith's layout, `/testbed`). At start the
 deployment makes the instance's starting state there the way `workspace.py` does on the host: a fresh one-commit
