@@ -33,15 +33,15 @@ class DemoRun:
     judge: Path
 
 
-def _specs(roles: str, observations: dict[int, str] | None = None) -> list[StepSpec]:
+def specs(roles: str, observations: dict[int, str] | None = None) -> list[StepSpec]:
     """One step per letter (s student, e expert, p no role); the last one submits."""
-    specs = []
+    steps = []
     for index, letter in enumerate(roles):
         last = index == len(roles) - 1
         call = ToolCall("submit", {}) if last else ToolCall("bash", {"command": f"grep -rn 'def parse' src | head -{index + 3}"})
         observation = (observations or {}).get(index, "" if last else f"src/parse.py:{index}: def parse(tag):")
-        specs.append(StepSpec({"s": "student", "e": "expert", "p": None}[letter], call, observation, f"Step {index}: look."))
-    return specs
+        steps.append(StepSpec({"s": "student", "e": "expert", "p": None}[letter], call, observation, f"Step {index}: look."))
+    return steps
 
 
 def png(width: int = 8, height: int = 6) -> bytes:
@@ -62,11 +62,11 @@ def write_demo_run(root: Path) -> DemoRun:
         "pkg__parse-3": ("ppp", True, None),
     }
     for traj_id, (roles, resolved, observations) in rollouts.items():
-        trajectory = build_trajectory(traj_id.split("__r")[0], _specs(roles, observations), COMMANDS)
+        trajectory = build_trajectory(traj_id.split("__r")[0], specs(roles, observations), COMMANDS)
         write_trajectory(run, evals, traj_id, trajectory, resolved)
     shutil.copytree(FIXTURES / "v1" / MINI_RESOLVED, run / MINI_RESOLVED)
     broken = traj_path(run, "pkg__broken-1")
-    write_trajectory(run, None, "pkg__broken-1", build_trajectory("pkg__broken-1", _specs("se"), COMMANDS), True)
+    write_trajectory(run, None, "pkg__broken-1", build_trajectory("pkg__broken-1", specs("se"), COMMANDS), True)
     broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
     sft = root / "sft" / "oec.jsonl"
     convert(ConvertOptions(runs=[str(run)], evals=[str(evals)], output=sft, val_fraction=0.0), show_progress=False)

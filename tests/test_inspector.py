@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector_runs import HOSTILE, MINI_RESOLVED, COMMANDS, DemoRun, png, write_demo_run
+from inspector_runs import HOSTILE, MINI_RESOLVED, COMMANDS, DemoRun, png, specs, write_demo_run
 from oec.sft.synthetic import StepSpec, build_trajectory
 from sweagent.inspector.cli import main
 from sweagent.inspector.extras import load_extras, load_sft_weights
@@ -19,7 +19,7 @@ from sweagent.inspector.html_report import write_report
 from sweagent.inspector.index import InspectError, build_index
 from sweagent.inspector.steps import load_steps, printable
 from sweagent.tools.parsing import ToolCall
-from sweagent.trajectory import TrajectoryError, load_trajectory, load_trajectory_outline, traj_path
+from sweagent.trajectory import Handover, TrajectoryError, load_trajectory, load_trajectory_outline, traj_path
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +82,7 @@ def test_every_unreadable_input_is_a_row_with_its_reason_never_a_crash(tmp_path:
     assert reasons["bad name!"].startswith("folder name: expected a traj id")
     assert "mini-swe-agent-9" in reasons["pkg__mini-2"] and "messages[0]" in reasons["pkg__mini-3"]
     for rollout in index.rollouts:
-        steps, error = load_steps(rollout, load_sft_weights([]), "expert")
-        assert (error is None) == (rollout.traj_id == "pkg__ok-1")
+        assert (load_steps(rollout, load_sft_weights([]), "expert").error is None) == (rollout.traj_id == "pkg__ok-1")
     assert main([str(run), "--list"]) == 0 and "pkg__deep-1" in capsys.readouterr().out
     page = write_report(tmp_path / "html", index, load_extras([], []), "expert").read_text()
     assert page.count('class="rollout unreadable"') == len(reasons) and "bad name!" in page
@@ -98,9 +97,9 @@ def _layouts(trajectory_dict: dict) -> list[bytes]:
 
 @pytest.mark.parametrize("roles", ["sseee", "sesee", "sss", "ppp", "", "e"])
 def test_the_outline_of_a_trajectory_is_what_a_full_load_reads(tmp_path: Path, roles: str) -> None:
-    specs = [StepSpec({"s": "student", "e": "expert", "p": None}[letter], ToolCall("bash", {"command": f"echo {i}"}),
+    step_specs = [StepSpec({"s": "student", "e": "expert", "p": None}[letter], ToolCall("bash", {"command": f"echo {i}"}),
                       '"\n      "model_role": "expert",\n' * 2, f"thought {i}") for i, letter in enumerate(roles)]
-    saved = build_trajectory("pkg__x-1", specs, COMMANDS).to_json_dict()
+    saved = build_trajectory("pkg__x-1", step_specs, COMMANDS).to_json_dict()
     for step in saved["trajectory"]:  # as the agent records it: every step carries the messages it was shown
         step["query"] = saved["history"][:4]
     for number, raw in enumerate(_layouts(saved)):
@@ -119,16 +118,29 @@ def test_the_outline_of_a_trajectory_is_what_a_full_load_reads(tmp_path: Path, r
 def test_steps_mark_every_hand_over_and_carry_the_sft_weights(demo: DemoRun) -> None:
     rows = {rollout.traj_id: rollout for rollout in build_index([demo.run]).rollouts}
     sft = load_sft_weights([demo.sft])
-    corrected, _ = load_steps(rows["pkg__parse-1__r0"], sft, "expert")
+    loaded = load_steps(rows["pkg__parse-1__r0"], sft, "expert")
+    corrected = loaded.steps
     assert [step.weight for step in corrected] == [0, 0, 1, 1, 1]
     labels = [step.handover.label if step.handover else None for step in corrected]
     assert labels == [None, None, "student → expert", None, None]
-    window, _ = load_steps(rows["pkg__parse-1__r1"], sft, "expert")
+    window = load_steps(rows["pkg__parse-1__r1"], sft, "expert").steps
     assert [step.index for step in window if step.handover] == [1, 2, 3] and window[2].handover.to_role == "student"
-    assert [step.weight for step in load_steps(rows["pkg__parse-3"], sft, "expert")[0]] == [1, 1, 1]
-    assert all(step.weight is None for step in load_steps(rows["pkg__parse-2"], sft, "expert")[0])  # dropped: unresolved
+    assert [step.weight for step in load_steps(rows["pkg__parse-3"], sft, "expert").steps] == [1, 1, 1]
+    assert all(step.weight is None for step in load_steps(rows["pkg__parse-2"], sft, "expert").steps)  # dropped: unresolved
     assert "\x1b" not in corrected[1].observation and "\\x1b[2J" in corrected[1].observation
+    assert "returns the wrong id for tags in pkg__parse-1" in loaded.problem_statement
     assert printable("a\tb\nc\x07\x9b") == "a\tb\nc\\x07\\x9b"
+
+
+def test_a_hand_over_before_the_first_step_is_shown_with_its_reason(tmp_path: Path) -> None:
+    trajectory = build_trajectory("pkg__stuck-1", specs("ee"), COMMANDS)  # the student failed before acting
+    trajectory.info.oec.handovers = [Handover(step=0, from_role="student", to_role="expert",
+                                              reason="3 malformed outputs in a row")]
+    trajectory.save(traj_path(tmp_path, "pkg__stuck-1"))
+    rollout = build_index([tmp_path]).rollouts[0]
+    steps = load_steps(rollout, load_sft_weights([]), "expert").steps
+    assert rollout.handovers == 1 and steps[0].handover.label == "student → expert (3 malformed outputs in a row)"
+    assert steps[1].handover is None
 
 
 def test_the_report_is_one_self_contained_folder_with_every_page_linked(report: Path) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 import jinja2
 
 from sweagent.ids import id_from_name
-from sweagent.inspector.extras import AnalysisFile, Extras
+from sweagent.inspector.extras import AnalysisFile, Extras, Verdict
 from sweagent.inspector.index import InspectError, Rollout, RunIndex
-from sweagent.inspector.steps import FOLD_LINES, StepView, load_steps
+from sweagent.inspector.steps import FOLD_LINES, LoadedRollout, StepView, load_steps
 from sweagent.trajectory import ModelRole
 from sweagent.utils.files import write_text_atomic
 
@@ -85,37 +85,46 @@ def _script_source(script: str) -> str:
     return f"'sha256-{digest}'"
 
 
+def _neighbours(pages: dict[int, str]) -> dict[int, dict[str, str | None]]:
+    """Links from each rollout page to the previous and next one, in index order."""
+    order = sorted(pages)
+    links = [f"../../{pages[position]}" for position in order]
+    return {position: {"previous": links[at - 1] if at > 0 else None, "next": links[at + 1] if at + 1 < len(links) else None}
+            for at, position in enumerate(order)}
+
+
+def _rollout_page(env: jinja2.Environment, index: RunIndex, rollout: Rollout, loaded: LoadedRollout,
+                  verdict: Verdict | None, **common: Any) -> str:
+    tests = sorted(rollout.report.tests_status.items()) if rollout.report else []
+    return env.get_template("rollout.html.j2").render(
+        **common, script_source="'none'", rollout=rollout, run_label=index.label(rollout.run_dir), home="../../index.html",
+        steps=loaded.steps, error=loaded.error, problem=loaded.problem_statement, sft=_sft_label(loaded.steps),
+        verdict=verdict, tests=[(kind, results) for kind, results in tests if isinstance(results, dict)],
+        switches=[step.index for step in loaded.steps if step.handover is not None], fold_lines=FOLD_LINES)
+
+
 def write_report(out_dir: Path, index: RunIndex, extras: Extras, default_role: ModelRole) -> Path:
     """Write the whole report folder; returns the path of its `index.html`."""
     _prepare(out_dir)
     env = _environment()
     css, script = (ASSETS / "report.css").read_text(encoding="utf-8"), (ASSETS / "index.js").read_text(encoding="utf-8")
-    common = {"css": css, "generator": GENERATOR}
     pages = _page_names(index)
-    order = sorted(pages)
+    neighbours = _neighbours(pages)
     rows = []
     for position, rollout in enumerate(index.rollouts):
-        steps, error = load_steps(rollout, extras.sft, default_role) if position in pages else ([], rollout.error)
+        page = pages.get(position)
+        loaded = load_steps(rollout, extras.sft, default_role) if page else LoadedRollout([], rollout.error)
         verdict = extras.verdicts.for_file(rollout.path)
-        if position in pages:
-            at = order.index(position)
-            neighbours = {key: f"../../{pages[order[at + step]]}" if 0 <= at + step < len(order) else None
-                          for key, step in (("previous", -1), ("next", 1))}
-            tests = sorted(rollout.report.tests_status.items()) if rollout.report else []
-            html = env.get_template("rollout.html.j2").render(
-                **common, **neighbours, script_source="'none'", rollout=rollout, run_label=index.label(rollout.run_dir),
-                home="../../index.html", steps=steps, error=error, sft=_sft_label(steps), verdict=verdict,
-                tests=[(kind, results) for kind, results in tests if isinstance(results, dict)],
-                switches=[step.index for step in steps if step.handover is not None], fold_lines=FOLD_LINES)
-            (out_dir / pages[position]).parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out_dir / pages[position], html)
-        rows.append(_row(index, rollout, pages.get(position), _sft_label(steps), verdict.category if verdict else ""))
+        if page:
+            write_text_atomic(out_dir / page, _rollout_page(env, index, rollout, loaded, verdict, css=css,
+                                                            generator=GENERATOR, **neighbours[position]))
+        rows.append(_row(index, rollout, page, _sft_label(loaded.steps), verdict.category if verdict else ""))
     images, data_files = _copy_analysis(out_dir, extras.analysis)
     choices = {key: sorted({row[key] for row in rows}) for key in ("kind", "exit", "resolved")}
     runs = [{"label": index.label(run), "path": run, "eval_dir": index.eval_dirs.get(run)} for run in index.runs]
     html = env.get_template("index.html.j2").render(
-        **common, script=script, script_source=_script_source(script), rows=rows, runs=runs, choices=choices,
-        unreadable=sum(1 for rollout in index.rollouts if rollout.error), seconds=index.seconds,
+        css=css, generator=GENERATOR, script=script, script_source=_script_source(script), rows=rows, runs=runs,
+        choices=choices, unreadable=sum(1 for rollout in index.rollouts if rollout.error), seconds=index.seconds,
         problems=extras.problems, images=images, data_files=data_files)
     write_text_atomic(out_dir / "index.html", html)
     return out_dir / "index.html"

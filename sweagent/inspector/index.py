@@ -174,7 +174,8 @@ def _fill_from_outline(rollout: Rollout, outline: Trajectory) -> None:
     rollout.submitted = bool((info.submission or "").strip())
     roles = outline.step_roles()
     rollout.steps = {role: roles.count(role) for role in ROLES}
-    rollout.handovers = sum(1 for before, after in zip(roles, roles[1:]) if before != after)
+    changes = sum(1 for before, after in zip(roles, roles[1:]) if before != after)
+    rollout.handovers = max(changes, len(info.oec.handovers) if info.oec is not None else 0)
     if info.oec is not None:
         rollout.file_format = "OEC"
         rollout.switch_type = info.oec.switch_type

@@ -47,19 +47,22 @@ class StepView:
     """SFT weight of this step's assistant turn (1 trained, 0 masked); None when the rollout has no SFT row."""
 
 
-def _reasons(trajectory: Trajectory) -> dict[int, str]:
+def _recorded(trajectory: Trajectory) -> dict[int, Handover]:
+    """The hand-overs `info.oec` records by step, e.g. one at step 0 when a stuck student never took a step."""
     oec = trajectory.info.oec
-    return {handover.step: handover.reason for handover in oec.handovers} if oec is not None else {}
+    handovers = oec.handovers if oec is not None else []
+    return {h.step: Handover(h.from_role, h.to_role, printable(h.reason)) for h in handovers}
 
 
 def step_views(trajectory: Trajectory, weights: list[int] | None = None) -> list[StepView]:
-    """The steps in order; `weights` are the SFT row's assistant-turn weights (turn i is step i)."""
-    reasons = _reasons(trajectory)
+    """The steps in order; `weights` are the SFT row's assistant-turn weights (turn i is step i). A hand-over is
+    shown where the file records one, and wherever the role changes (older files record none)."""
+    recorded = _recorded(trajectory)
     views: list[StepView] = []
     previous: str | None = None
     for index, step in enumerate(trajectory.trajectory):
         role = step.model_role or "expert"
-        handover = Handover(previous, role, reasons.get(index, "")) if previous not in (None, role) else None
+        handover = recorded.get(index) or (Handover(previous, role, "") if previous not in (None, role) else None)
         weight = weights[index] if weights is not None and index < len(weights) else None
         views.append(StepView(index, role, printable(step.model_name or ""), printable(step.thought.strip()),
                               printable(step.action.strip()), printable(step.observation.rstrip()), handover, weight))
@@ -76,12 +79,21 @@ def fold(text: str, max_lines: int = FOLD_LINES) -> tuple[str, str, int]:
     return "\n".join(lines[:keep]), "\n".join(lines[-keep:]), len(lines) - 2 * keep
 
 
-def load_steps(rollout: Rollout, sft: SFTWeights, default_role: ModelRole) -> tuple[list[StepView], str | None]:
+@dataclass(frozen=True)
+class LoadedRollout:
+    steps: list[StepView]
+    error: str | None = None
+    """Why the trajectory cannot be shown (then there are no steps)."""
+    problem_statement: str = ""
+
+
+def load_steps(rollout: Rollout, sft: SFTWeights, default_role: ModelRole) -> LoadedRollout:
     """The step view of one rollout, or no steps and the one-line reason it cannot be read."""
     if rollout.error:
-        return [], rollout.error
+        return LoadedRollout([], rollout.error)
     try:
         trajectory = load_trajectory(rollout.path, default_role)
     except TrajectoryError as exc:
-        return [], str(exc)
-    return step_views(trajectory, sft.weights_for(rollout.run_dir, rollout.traj_id)), None
+        return LoadedRollout([], str(exc))
+    return LoadedRollout(step_views(trajectory, sft.weights_for(rollout.run_dir, rollout.traj_id)), None,
+                         printable(trajectory.problem_statement or ""))

@@ -21,6 +21,7 @@ ROLE_COLOURS = {"student": "magenta", "expert": "cyan"}
 KIND_STYLES = {"student only": "magenta", "expert only": "cyan", "student+expert": "bold", "unreadable": "bold red"}
 FOLD_LINES = 12
 """Observations longer than this show their first and last lines until `o` unfolds them."""
+PROBLEM_LINES = 6
 COLUMNS = ("run", "traj id", "models", "exit status", "resolved", "switch drawn/taken", "steps", "cost / why unreadable")
 
 CSS = """
@@ -31,6 +32,7 @@ CSS = """
 .step.expert { border: round cyan; }
 .step.current { background: $boost; border: heavy yellow; }
 .handover { margin: 0 1; text-style: bold; color: $warning; }
+.problem { margin: 0 1 1 1; padding: 0 1; border: round $secondary; color: $text-muted; }
 """
 
 
@@ -159,7 +161,8 @@ class RolloutView(Screen):
 
     async def show_rollout(self) -> None:
         rollout = self.rollouts[self.position]
-        self.steps, error = load_steps(rollout, self.extras.sft, self.default_role)
+        loaded = load_steps(rollout, self.extras.sft, self.default_role)
+        self.steps, error = loaded.steps, loaded.error
         self.current = 0
         self.query_one("#summary", Static).update(_summary(self.index, rollout, self.steps, self.extras))
         container = self.query_one("#steps", VerticalScroll)
@@ -169,6 +172,13 @@ class RolloutView(Screen):
             widgets.append(Static(_text(f"cannot show this rollout: {error}", "bold red")))
         elif not self.steps:
             widgets.append(Static(Text("no steps recorded")))
+        if loaded.problem_statement:  # its opening lines: the task, as the model saw it
+            lines = loaded.problem_statement.splitlines()
+            problem = Static(_text("\n".join(lines[:PROBLEM_LINES]) + (f"\n… {len(lines) - PROBLEM_LINES} more lines"
+                                                                        if len(lines) > PROBLEM_LINES else "")),
+                             classes="problem")
+            problem.border_title = "problem statement"
+            widgets.append(problem)
         for step in self.steps:
             if step.handover is not None:
                 widgets.append(Static(Text(f"━━━━ switch: {step.handover.label} at step {step.index} ━━━━"),
