@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -281,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
               "\n(keys: oec/training/dagger.py::DaggerConfig; config/train/dagger_demo.yaml is the laptop demo)")
         return 0 if argv else 2
     console = Console(stderr=True)
+    # SIGTERM unwinds like Ctrl-C: subprocess.run then kills the stage command instead of leaving it running.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         config = _resolved_paths(load_dagger_config(argv))
         run_loop(config, console)

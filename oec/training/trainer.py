@@ -169,6 +169,13 @@ def prepare(config: TrainConfig) -> PreparedRun:
     return PreparedRun(config, source, trainer, tokenizer, train_rows, val_rows)
 
 
+def save_base_config(model: Any, folder: Path) -> None:
+    """The base model's config.json, naming its class: a config read from a GGUF has no `architectures`, which
+    llama.cpp's converter needs to pick the architecture."""
+    model.config.architectures = model.config.architectures or [type(model).__name__]
+    model.config.save_pretrained(str(folder))
+
+
 def _data_record(paths: list[Path], rows: TokenizedRows) -> dict[str, Any]:
     return {"files": [{"path": str(path.resolve()), "sha256": file_sha256(path)} for path in paths],
             "rows": len(rows.input_ids), "dropped": rows.dropped, "tokens": rows.tokens,
@@ -185,7 +192,7 @@ def train(run: PreparedRun) -> dict[str, Any]:
     trainer.save_model(str(config.output_dir / MODEL_DIR))
     run.tokenizer.save_pretrained(str(config.output_dir / MODEL_DIR))
     if config.finetuning == "lora":
-        trainer.model.get_base_model().config.save_pretrained(str(config.output_dir / BASE_CONFIG_DIR))
+        save_base_config(trainer.model.get_base_model(), config.output_dir / BASE_CONFIG_DIR)
     trainer.save_state()
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
