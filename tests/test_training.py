@@ -151,6 +151,8 @@ def test_the_smoke_run_anyone_can_start(tmp_path, tokenizer_dir, capsys):
     assert manifest["config"]["finetuning"] == "lora" and manifest["steps"] == 2 and len(manifest["losses"]) == 2
     assert manifest["model"]["trainable_parameters"] < manifest["model"]["parameters"] / 2
     assert (out / "model" / "adapter_model.safetensors").is_file() and (out / "model" / "adapter_config.json").is_file()
+    # What llama.cpp's adapter converter reads of the base: its config, naming the architecture.
+    assert json.loads((out / "base_config" / "config.json").read_text())["architectures"] == ["Qwen2ForCausalLM"]
     assert "trained 2 steps on 1 rows" in capsys.readouterr().err
     usage = subprocess.run([str(REPO / "train_sft.sh"), "--help"], capture_output=True, text=True)
     assert usage.returncode == 0 and "--model tiny" in usage.stdout
