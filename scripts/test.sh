@@ -5,6 +5,11 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/scripts/cli.sh"
 "$REPO/scripts/setup.sh"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; then  # the inspector's UI tests
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium tmux; } >/dev/null 2>&1 \
+    || echo "[test] could not install chromium and tmux: the inspector's browser and terminal tests will be skipped" >&2
+fi
 source "$REPO/scripts/env.sh"
 cd "$REPO"
 exec "${OEC_PYTHON_M[@]}" pytest -q "$@"
