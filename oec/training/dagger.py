@@ -234,11 +234,12 @@ def write_table(config: DaggerConfig, rows: list[dict[str, Any]], console: Conso
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row[column]) for column in columns) + " |" for row in rows]
     write_text_atomic(config.loop_dir / "table.md", "\n".join(lines) + "\n")
-    table = Table(title=f"DAgger loop: {config.loop_dir}")
-    for column in columns:
+    shown = [column for column in columns if not column.endswith("_s")]
+    table = Table(title=f"DAgger loop: {config.loop_dir} (stage times in table.md)")
+    for column in shown:
         table.add_column(column)
     for row in rows:
-        table.add_row(*(str(row[column]) for column in columns))
+        table.add_row(*(str(row[column]) for column in shown))
     console.print(table)
 
 
