@@ -25,6 +25,8 @@ from sweagent.utils.files import write_text_atomic
 
 ASSETS = Path(__file__).parent / "assets"
 GENERATOR = "sweagent inspect"
+TEST_ORDER = {"FAIL_TO_PASS": 0, "PASS_TO_PASS": 1}
+"""The eval's test groups that decide `resolved` come first; groups without a test are left out."""
 OWNED = ("rollouts", "analysis")
 """Sub-folders a rerun replaces; anything else in OUT_DIR is left alone."""
 
@@ -95,11 +97,12 @@ def _neighbours(pages: dict[int, str]) -> dict[int, dict[str, str | None]]:
 
 def _rollout_page(env: jinja2.Environment, index: RunIndex, rollout: Rollout, loaded: LoadedRollout,
                   verdict: Verdict | None, **common: Any) -> str:
-    tests = sorted(rollout.report.tests_status.items()) if rollout.report else []
+    tests = sorted((rollout.report.tests_status if rollout.report else {}).items(), key=lambda item: TEST_ORDER.get(item[0], 9))
     return env.get_template("rollout.html.j2").render(
         **common, script_source="'none'", rollout=rollout, run_label=index.label(rollout.run_dir), home="../../index.html",
         steps=loaded.steps, error=loaded.error, problem=loaded.problem_statement, sft=_sft_label(loaded.steps),
-        verdict=verdict, tests=[(kind, results) for kind, results in tests if isinstance(results, dict)],
+        verdict=verdict, tests=[(kind, results) for kind, results in tests
+                                if isinstance(results, dict) and (results.get("success") or results.get("failure"))],
         switches=[step.index for step in loaded.steps if step.handover is not None], fold_lines=FOLD_LINES)
 
 
