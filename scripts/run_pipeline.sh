@@ -89,3 +89,7 @@ if [ "$judge_limit" -gt 0 ]; then
 fi
 
 python "$REPO/scripts/pipeline_summary.py" "$out" --seconds $((SECONDS - started))
+
+echo "== run report (HTML, self-contained: open index.html in a browser)"
+analysis=("$out/covariate_shift"); [ -d "$out/failures" ] && analysis+=("$out/failures")
+oec_run sweagent inspect --html "$out/report" "$out/runs" --sft "$out/sft/oec.jsonl" --analysis "${analysis[@]}"
