@@ -6,6 +6,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact
+from sweagent.run.run_batch import RunBatchConfig
 from sweagent.run.run_single import RunSingleConfig, dump_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,3 +80,12 @@ def test_overrides_reach_into_lists(tmp_path):
     assert config.agent.model.models[1].model.per_instance_call_limit == 4
     with pytest.raises(ConfigError, match="not an index"):
         build_config(RunSingleConfig, [path], [("agent.model.models.5.model.name", "c")])
+
+
+def test_a_dotted_type_override_picks_another_variant_without_the_old_keys():
+    # What scripts/run_pipeline.sh does for its student-only and expert-only groups.
+    demo = Path(__file__).parents[1] / "config" / "local_oracle_demo.yaml"
+    never = build_config(RunBatchConfig, [demo], [("agent.model.switch.type", "never")])
+    assert never.agent.model.switch.type == "never"
+    step = build_config(RunBatchConfig, [demo], [("agent.model.switch.type", "step_count"), ("agent.model.switch.step", "0")])
+    assert (step.agent.model.switch.type, step.agent.model.switch.step) == ("step_count", 0)

@@ -108,6 +108,11 @@ def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
         node[int(last)] = value
     elif isinstance(node.get(last), dict) and isinstance(value, dict):
         node[last] = {**node[last], **value}
+    elif last == "type" and value != node.get("type") and set(node) - {"type"}:
+        # `--x.type other` picks another variant of a union, as a file naming another type does (see _merge): the
+        # old variant's keys do not apply; keys given after it on the command line do.
+        node.clear()
+        node["type"] = value
     else:
         node[last] = value
 
