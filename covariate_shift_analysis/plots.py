@@ -70,7 +70,9 @@ class View:
 
 VIEWS = {
     "median": View("median", "median and 95% band (2.5th-97.5th percentile)", lambda c: (c["ci_low"], c["ci_high"])),
-    "sd": View("sd", "median ± 1 SD", lambda c: (c["median"] - c["sd"], c["median"] + c["sd"])),
+    # Clipped to the replicates' range, so a non-negative metric (Fréchet, KL) never shows a band below zero.
+    "sd": View("sd", "median ± 1 SD", lambda c: ((c["median"] - c["sd"]).clip(lower=c["min"]),
+                                                  (c["median"] + c["sd"]).clip(upper=c["max"]))),
     "range": View("range", "median and full range (min-max)", lambda c: (c["min"], c["max"])),
 }
 
