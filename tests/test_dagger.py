@@ -10,7 +10,7 @@ from rich.console import Console
 
 from oec.sft.prompt import load_student_prompt
 from oec.sft.synthetic import StepSpec, build_trajectory
-from oec.training.dagger import NEVER_STEP, DaggerConfig, Round, load_dagger_config, switch_at, well_formed_rate
+from oec.training.dagger import EXPERT_ALONE, STUDENT_ALONE, DaggerConfig, Round, load_dagger_config, well_formed_rate
 from oec.training.errors import TrainingError
 from sweagent.run.config_loading import build_config, parse_cli, resolve_config_path
 from sweagent.run.run_batch import RunBatchConfig
@@ -47,10 +47,9 @@ def test_a_killed_round_reruns_only_the_stage_it_was_in(tmp_path):
 
 def test_the_group_overrides_are_valid_for_the_demo_config():
     files = [resolve_config_path("config/local_oracle_demo.yaml")]
-    for step in (0, NEVER_STEP):
-        config = build_config(RunBatchConfig, files, parse_cli(switch_at(step))[1])
-        schedule = config.agent.model.switch
-        assert (schedule.start, schedule.end, schedule.stuck) == (step, step, None)
+    expert = build_config(RunBatchConfig, files, parse_cli(EXPERT_ALONE)[1]).agent.model.switch
+    student = build_config(RunBatchConfig, files, parse_cli(STUDENT_ALONE)[1]).agent.model.switch
+    assert (expert.type, expert.step, student.type) == ("step_count", 0, "never")
 
 
 def test_the_well_formed_rate_counts_parsed_student_steps_per_student_call(tmp_path):

@@ -39,8 +39,6 @@ from oec.training.errors import TrainingError
 REPO = Path(__file__).resolve().parents[2]
 STAGES = ("generate", "student_alone", "evaluate", "sft", "train", "shift")
 BASE_STUDENT = "student"
-NEVER_STEP = 10_000
-"""The student-alone group's switch step: past any call limit, so the expert never acts."""
 
 
 class DaggerConfig(BaseModel):
@@ -76,11 +74,10 @@ def student_name(config: DaggerConfig, round_index: int) -> str:
     return BASE_STUDENT if round_index == 0 else f"{config.student_prefix}_r{round_index}"
 
 
-def switch_at(step: int) -> list[str]:
-    """Overrides that pin the generate config's step-range switch to `step`, with no early switch when stuck. (The
-    schedule's type stays: overriding it would leave the range's keys behind, which the new type refuses.)"""
-    return ["--agent.model.switch.start", str(step), "--agent.model.switch.end", str(step),
-            "--agent.model.switch.stuck", "null"]
+EXPERT_ALONE = ["--agent.model.switch.type", "step_count", "--agent.model.switch.step", "0"]
+"""run-batch overrides for the reference group: the expert acts from step 0."""
+STUDENT_ALONE = ["--agent.model.switch.type", "never"]
+"""run-batch overrides for the student-alone group: no hand-over, not even when stuck."""
 
 
 def _flags(overrides: dict[str, Any]) -> list[str]:
@@ -206,7 +203,7 @@ def _round_stages(round_: Round) -> None:
     round_.run_stage("generate", lambda: round_.batch("oec", info.api_base,
                                                       ["--rollouts_per_instance", str(config.rollouts_per_instance)]))
     round_.run_stage("student_alone", lambda: round_.batch("student", info.api_base, [
-        *switch_at(NEVER_STEP), "--agent.model.models.0.model.per_instance_call_limit", str(config.student_alone_call_limit)]))
+        *STUDENT_ALONE, "--agent.model.models.0.model.per_instance_call_limit", str(config.student_alone_call_limit)]))
     round_.run_stage("evaluate", evaluate_both)
     round_.run_stage("sft", sft)
     round_.run_stage("train", train)
@@ -250,7 +247,7 @@ def run_loop(config: DaggerConfig, console: Console) -> list[dict[str, Any]]:
     if not (config.loop_dir / "reference" / "done").is_file():
         console.print("reference: the expert alone ...", markup=False)
         base = ensure_server(BASE_STUDENT)  # never asked (the expert acts from step 0), but the config names it
-        run_batch(config, reference, BASE_STUDENT, base.api_base, switch_at(0), config.loop_dir / "reference" / "loop.log")
+        run_batch(config, reference, BASE_STUDENT, base.api_base, EXPERT_ALONE, config.loop_dir / "reference" / "loop.log")
         write_text_atomic(config.loop_dir / "reference" / "done", "")
     rows = []
     for index in range(config.rounds):
