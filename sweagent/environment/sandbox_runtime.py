@@ -163,7 +163,7 @@ class SandboxRuntime(AbstractRuntime):
         method, future = entry
         if "response" in message:
             try:  # the reply must be this method's response model, or the call fails here, not in the caller
-                METHODS[method].response.validate_python(message["response"])
+                message["response"] = METHODS[method].response.validate_python(message["response"])
             except ValueError as exc:
                 with self._lock:  # back to pending, so the kill that follows fails this call too
                     self._pending[message["id"]] = entry
@@ -244,7 +244,7 @@ class SandboxRuntime(AbstractRuntime):
             self._disk_due.set()
         if "exception" in message:
             raise exception_from_wire(message["exception"])
-        return spec.response.validate_python(message["response"])
+        return message["response"]  # validated by the reader
 
     def kill(self, reason: str) -> None:
         """Kill the sandbox (all processes in it); pending and later calls fail with SandboxProcessError."""
@@ -266,7 +266,7 @@ class SandboxRuntime(AbstractRuntime):
             return IsAliveResponse(is_alive=False, message=f"sandbox did not answer: {exc}")
         if "exception" in message:
             return IsAliveResponse(is_alive=False, message=str(exception_from_wire(message["exception"])))
-        return METHODS["is_alive"].response.validate_python(message["response"])
+        return message["response"]
 
     async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
         return await self._call("create_session", request, deadline=request.startup_timeout + _HOST_GRACE_S)
