@@ -2,9 +2,9 @@
 
 An id is what SWE-smith and SWE-bench use: letters, digits, `.`, `_` and `-` (`owner__repo.abc1234.func_pm_x__k2`,
 `django__django-11099`), starting with a letter or digit, at most `MAX_ID_LENGTH` characters; a traj id may add a
-rollout suffix `__r<k>`. Nothing else is accepted, so an id can never climb out of an output folder (`..`, `/`, an
-empty name), hide a file (a leading `.`), look like a command-line option (a leading `-`), split a log line
-(newlines, control characters) or overflow a file-name limit (255 bytes, with room for `.info.log` and the atomic
+rollout suffix `__r<k>`, or `__r<k>__b<j>` for branch j of rollout k (`run/branching.py`). Nothing else is accepted,
+so an id can never climb out of an output folder (`..`, `/`, an empty name), hide a file (a leading `.`), look like
+a command-line option (a leading `-`), split a log line (newlines, control characters) or overflow a file-name limit (255 bytes, with room for `.info.log` and the atomic
 writer's temporary names).
 """
 
@@ -19,7 +19,7 @@ from pydantic import AfterValidator
 MAX_ID_LENGTH = 200
 _ID = rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 1}}}"
 _INSTANCE_ID = re.compile(_ID)
-_TRAJ_ID = re.compile(rf"{_ID}(?:__r[0-9]{{1,6}})?")
+_TRAJ_ID = re.compile(rf"{_ID}(?:__r[0-9]{{1,6}}(?:__b[0-9]{{1,6}})?)?")
 _EXPECTED = (f"letters, digits, '.', '_' or '-' (as in SWE-smith/SWE-bench ids), starting with a letter or digit, "
              f"at most {MAX_ID_LENGTH} characters")
 
@@ -36,7 +36,7 @@ def id_problem(value: object, *, traj: bool = False) -> str | None:
     pattern = _TRAJ_ID if traj else _INSTANCE_ID
     if isinstance(value, str) and pattern.fullmatch(value):
         return None
-    suffix = " plus an optional rollout suffix __r<k>" if traj else ""
+    suffix = " plus an optional rollout suffix __r<k> or __r<k>__b<j>" if traj else ""
     return f"expected {'a traj' if traj else 'an instance'} id of {_EXPECTED}{suffix}, got {_shown(value)}"
 
 
@@ -51,6 +51,11 @@ def check_id(value: str, where: str, error: type[ValueError], *, traj: bool = Fa
 def id_from_name(name: str) -> str:
     """A valid id made from a folder name (a local repository): other characters become `_`, leading ones go."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")[:MAX_ID_LENGTH] or "repo"
+
+
+def branch_traj_id(prefix_id: str, branch: int) -> str:
+    """The traj id of branch `branch` of the rollout `prefix_id` (`<iid>__r<k>`)."""
+    return f"{prefix_id}__b{branch}"
 
 
 def _field_check(traj: bool) -> Callable[[str], str]:

@@ -26,7 +26,7 @@ ModelRole = Literal["student", "expert"]
 TRAJ_SUFFIX = ".traj"
 MINI_TRAJ_SUFFIX = ".traj.json"
 """mini-swe-agent's trajectory files (`<id>/<id>.traj.json`), read but never written here."""
-_ROLLOUT_RE = re.compile(r"^(?P<iid>.+)__r(?P<rollout>\d+)$")
+_ROLLOUT_RE = re.compile(r"^(?P<iid>.+)__r(?P<rollout>\d+)(?:__b\d+)?$")  # a branch belongs to its rollout
 
 
 class TrajectoryError(ValueError):
@@ -260,7 +260,7 @@ def traj_id_for(instance_id: str, rollout: int | None) -> str:
 
 
 def split_traj_id(traj_id: str) -> tuple[str, int | None]:
-    """Inverse of `traj_id_for`: (instance_id, rollout or None)."""
+    """Inverse of `traj_id_for`: (instance_id, rollout or None); a branch `<iid>__r<k>__b<j>` gives its rollout's."""
     match = _ROLLOUT_RE.match(traj_id)
     if match is None:
         return traj_id, None

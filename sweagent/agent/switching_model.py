@@ -113,7 +113,7 @@ class RolePlan:
             reason = self._stuck() or ""
             wanted = "expert" if reason else "student"
         if wanted != self.role:
-            self._hand_over(step, wanted, reason)
+            self.record_hand_over(step, wanted, reason)
         return self.role
 
     def role_after_format_error(self, step: int) -> ModelRole:
@@ -122,7 +122,7 @@ class RolePlan:
             self._consecutive_format_errors += 1
             reason = self._stuck()
             if reason:
-                self._hand_over(step, "expert", reason)
+                self.record_hand_over(step, "expert", reason)
         return self.role
 
     def after_step(self, action: str) -> None:
@@ -140,7 +140,8 @@ class RolePlan:
             return f"{self._consecutive_format_errors} malformed outputs in a row"
         return None
 
-    def _hand_over(self, step: int, to_role: ModelRole, reason: str) -> None:
+    def record_hand_over(self, step: int, to_role: ModelRole, reason: str) -> None:
+        """`to_role` acts from `step` on (the schedule's or stuck trigger's decision, or a replayed branch's prefix)."""
         logger.info("hand-over to the %s before step %d: %s", to_role, step, reason)
         self.handovers.append(Handover(step=step, from_role=self.role, to_role=to_role, reason=reason))
         self.role, self._role_since = to_role, step
