@@ -467,9 +467,40 @@ class ThoughtActionParser(_Parser):
         return RenderedOutput(content=f"{thought}\n\n{block}" if thought else block)
 
 
-ParseFunction = FunctionCallingParser | XMLFunctionCallingParser | ThoughtActionParser
+class XMLThoughtActionParser(_Parser):
+    """Reasoning, then the action between the LAST `<command>` and `</command>` (SWE-agent's xml_thought_action)."""
+
+    type: Literal["xml_thought_action"] = "xml_thought_action"
+    """Type for (de)serialization."""
+    format_error_template: str = (
+        "Your last answer could not be run: {{error}}\n"
+        "Write your reasoning, then exactly one command between tags:\n<command>\ncommand\n</command>"
+    )
+    """Shown to the model after a malformed answer (Jinja; `{{error}}` is what was wrong)."""
+
+    _instructions: ClassVar[str] = (
+        "Every answer has two parts: first your reasoning about what to do next, then exactly ONE command between "
+        "tags, like this:\n\n<command>\nls -la\n</command>\n\n"
+        "Run one command per answer and wait for its output before the next. When the task is solved, run `submit`."
+    )
+
+    def parse(self, content: str | None, tool_calls: list[dict[str, Any]] | None, commands: list[Command]) -> ParsedOutput:
+        text = content or ""
+        start, end = text.rfind("<command>"), text.rfind("</command>")
+        if start == -1 or end < start:
+            raise FormatError("your answer has no command: put it between <command> and </command>")
+        action = text[start + len("<command>") : end].strip("\n")
+        thought = (text[:start] + text[end + len("</command>") :]).strip()
+        return ParsedOutput(thought=thought, call=action_to_call(action, commands), action=action)
+
+    def render(self, thought: str, call: ToolCall, commands: list[Command]) -> RenderedOutput:
+        block = f"<command>\n{call_to_action(call, commands)}\n</command>"
+        return RenderedOutput(content=f"{thought}\n\n{block}" if thought else block)
+
+
+ParseFunction = FunctionCallingParser | XMLFunctionCallingParser | ThoughtActionParser | XMLThoughtActionParser
 ParseFunctionConfig = Annotated[ParseFunction, Field(discriminator="type")]
-"""`agent.tools.parse_function` in YAML: `{type: function_calling | xml_function_calling | thought_action}`."""
+"""`agent.tools.parse_function` in YAML: `{type: function_calling | xml_function_calling | thought_action | xml_thought_action}`."""
 
 
 # ---- converting answers and histories between formats -----------------------------------------------------------
