@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from oec.sft.cli import main
-from oec.sft.prompt import load_student_prompt
+from oec.sft.prompt import DEFAULT_PROMPT_CONFIG, load_student_prompt
 from oec.sft.synthetic import StepSpec, build_trajectory, problem_statement_for, write_trajectory
 from sweagent.tools.parsing import FunctionCallingParser, ThoughtActionParser, ToolCall, XMLFunctionCallingParser
 from sweagent.trajectory import load_trajectory, traj_path
@@ -254,13 +254,16 @@ def test_corrupt_and_unmatched_files_are_counted_and_listed_and_the_rest_is_conv
     assert summary["orphan_reports"] == [str(evals / "pkg__gone" / "report.json")]
 
 
-def test_problem_statements_come_from_the_instance_file_when_the_trajectory_has_none(tmp_path):
+def test_a_trajectory_without_a_recorded_run_config_needs_the_instance_file_and_a_prompt_config(tmp_path):
     _write(tmp_path / "run", tmp_path / "eval", "pkg__bug-1", _specs("see"), with_replay_config=False)
     summary, train, _ = _convert(tmp_path)
     assert train == [] and summary["dropped"] == {"no_problem_statement": 1}
     instances = tmp_path / "instances.jsonl"
     instances.write_text(json.dumps({"instance_id": "pkg__bug-1", "problem_statement": "Tags lose their id."}) + "\n")
-    _, [row], _ = _convert(tmp_path, "--instances", str(instances))
+    summary, train, _ = _convert(tmp_path, "--instances", str(instances))
+    [dropped] = summary["dropped_trajectories"]["no_student_prompt"]
+    assert train == [] and "recorded no agent config; name the student's prompt with --prompt_config" in dropped["error"]
+    _, [row], _ = _convert(tmp_path, "--instances", str(instances), "--prompt_config", str(DEFAULT_PROMPT_CONFIG))
     assert "<issue>\nTags lose their id.\n</issue>" in row["messages"][1]["content"]
 
 
@@ -364,3 +367,49 @@ def test_the_tokenized_export_trains_exactly_the_expert_turns(tmp_path, qwen_ggu
     first = (tmp_path / "out" / "sft.parquet").read_bytes()
     _convert(tmp_path, "--tokenizer", str(qwen_gguf), "--style", style, "--val_fraction", "0")
     assert (tmp_path / "out" / "sft.parquet").read_bytes() == first
+
+
+# ---- a real run -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def oracle_run(tmp_path_factory) -> Path:
+    """One real rollout in the sandbox: the scripted student of the demo config hands over to the oracle expert."""
+    from sweagent.run.run_batch import main as run_batch
+
+    run = tmp_path_factory.mktemp("real") / "run"
+    assert run_batch(["--config", str(REPO / "config/local_oracle_demo.yaml"), "--config", str(REPO / "config/schemes/scripted_student.yaml"),
+                      "--agent.model.models.0.model.replay_path", str(REPO / "config/schemes/scripted_student_outputs.yaml"),
+                      "--agent.model.switch.start", "3", "--agent.model.switch.end", "3",
+                      "--instances.slice", ":1", "--output_dir", str(run)]) == 0
+    return run
+
+
+def _real_row(tmp_path: Path, run: Path, *args: str) -> tuple[dict, object]:
+    [traj_file] = run.glob("*/*.traj")
+    _, [row], _ = _convert(tmp_path, "--no-resolved_only", "--val_fraction", "0", *args, runs=[run], evals=[])
+    return row, load_trajectory(traj_file)
+
+
+def test_rows_of_a_real_run_open_with_the_exact_messages_its_student_was_sent(tmp_path, oracle_run):
+    row, trajectory = _real_row(tmp_path, oracle_run)
+    first_query = trajectory.trajectory[0].query  # what the student's model was sent at its first step
+    assert trajectory.trajectory[0].model_role == "student"
+    assert [m["role"] for m in row["messages"][:2]] == [m["role"] for m in first_query[:2]] == ["system", "user"]
+    assert row["messages"][0]["content"].encode() == first_query[0]["content"].encode()
+    assert row["messages"][1]["content"].encode() == first_query[1]["content"].encode()
+    # full observations: the student's own observation messages, as its history recorded them
+    student_observations = [m.text for m in trajectory.history[2:] if m.role == "user" and m.message_type == "observation"][:3]
+    assert [m["content"] for m in row["messages"][3:9:2]] == student_observations
+    assert row["model_switch_idx"] == 3
+
+
+def test_as_seen_rows_show_observations_after_the_students_history_processors(tmp_path, oracle_run):
+    full, _ = _real_row(tmp_path, oracle_run)
+    seen, _ = _real_row(tmp_path, oracle_run, "--observations", "as_seen")
+    observations = lambda row: [m["content"] for m in row["messages"][2:] if m["role"] == "user"]  # noqa: E731
+    assert len(observations(full)) > 3  # the demo config keeps the last 3 observations in full
+    elided = [text for text in observations(seen) if text.startswith("Old environment output: (")]
+    assert len(elided) == len(observations(full)) - 3 and observations(seen)[-3:] == observations(full)[-3:]
+    assert not any(text.startswith("Old environment output") for text in observations(full))
+    assert [m.get("weight") for m in seen["messages"]] == [m.get("weight") for m in full["messages"]]

@@ -18,7 +18,7 @@ from sweagent.trajectory import TrajectoryError
 from oec.sft.errors import SFTError
 from oec.sft.filters import RepetitionFilter
 from oec.sft.pipeline import ConvertOptions, convert
-from oec.sft.prompt import DEFAULT_PROMPT_CONFIG, STYLE_PARSERS
+from oec.sft.prompt import STYLE_PARSERS
 from sweagent.utils.log import setup_cli_output
 
 _BAD_INPUT = (SFTError, TrajectoryError, InstanceError, BundleError, TemplateError)
@@ -40,10 +40,15 @@ def _parser() -> argparse.ArgumentParser:
                     help="SWE-smith instance files for problem statements (default: each trajectory's replay_config)")
     io.add_argument("--tokenizer", metavar="PATH", help="HF tokenizer folder or .gguf file: also write input_ids/labels as Parquet")
     fmt = parser.add_argument_group("rendering")
-    fmt.add_argument("--prompt_config", default=str(DEFAULT_PROMPT_CONFIG), metavar="YAML",
-                     help="the student's inference prompt: agent.templates and agent.tools of an agent config (default: %(default)s)")
-    fmt.add_argument("--style", choices=sorted(STYLE_PARSERS), help="answer format: xml, tool (native tool calls) or ticks (default: the prompt config's)")
-    fmt.add_argument("--working_dir", default="/testbed", help="repository path in the prompt (default: %(default)s)")
+    fmt.add_argument("--prompt_config", metavar="YAML",
+                     help="the student's prompt: an agent config (its student member's templates, tools and history "
+                     "processors, else the agent's) or a fragment with agent.templates and agent.tools (default: the "
+                     "config each run recorded; pass one for runs that recorded none or to train another student)")
+    fmt.add_argument("--style", choices=sorted(STYLE_PARSERS), help="answer format: xml, tool (native tool calls) or ticks (default: the student's)")
+    fmt.add_argument("--working_dir", help="repository path in the prompt (default: the run's env.working_dir, else /testbed)")
+    fmt.add_argument("--observations", choices=["full", "as_seen"], default="full",
+                     help="full: every observation as recorded; as_seen: after the student's history processors "
+                     "(e.g. last_n_observations), as its query at the last turn showed them (default: %(default)s)")
     fmt.add_argument("--default_role", choices=["expert", "student"], default="expert",
                      help="role of plain SWE-agent trajectories without model_role (default: %(default)s)")
     fmt.add_argument("--mask_student", action=argparse.BooleanOptionalAction, default=True,
@@ -73,7 +78,7 @@ def _options(args: argparse.Namespace) -> ConvertOptions:
         runs=args.runs, evals=args.evals, output=args.output, instances=args.instances, prompt_config=args.prompt_config,
         style=args.style, default_role=args.default_role, resolved_only=args.resolved_only, mask_student=args.mask_student,
         repetition=repetition, max_per_instance=args.max_per_instance, val_fraction=args.val_fraction, seed=args.seed,
-        working_dir=args.working_dir, tokenizer=args.tokenizer,
+        working_dir=args.working_dir, observations=args.observations, tokenizer=args.tokenizer,
     )
 
 

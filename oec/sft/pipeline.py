@@ -24,7 +24,7 @@ from sweagent.utils.secrets import redact_data
 from oec.sft.collect import Candidate, collect
 from oec.sft.errors import SFTError
 from oec.sft.filters import RepetitionFilter
-from oec.sft.prompt import DEFAULT_PROMPT_CONFIG, StudentPrompt, Style, load_student_prompt
+from oec.sft.prompt import Observations, RecordedPrompts, StudentPrompt, Style, load_student_prompt, recorded_working_dir
 from oec.sft.reports import read_resolved
 from oec.sft.rows import build_messages, dedupe_key, switch_index, turn_weights
 from oec.sft.selection import cap_per_instance, split_by_instance
@@ -47,8 +47,8 @@ class ConvertOptions(BaseModel):
     """Train rows go here (JSONL); the other files are named after it."""
     instances: list[str] = Field(default_factory=list)
     """Instance files (SWE-smith JSON/JSONL) giving problem statements; else each trajectory's replay_config."""
-    prompt_config: Path = DEFAULT_PROMPT_CONFIG
-    """The student's inference prompt (agent.templates and agent.tools of an agent config)."""
+    prompt_config: Path | None = None
+    """The student's prompt (an agent config, or agent.templates and agent.tools); default: each run's recorded one."""
     style: Style | None = None
     """Answer format of the rows: xml, tool (native tool calls) or ticks; default: the prompt config's parser."""
     default_role: ModelRole = "expert"
@@ -65,8 +65,10 @@ class ConvertOptions(BaseModel):
     """Share of instances whose rows go to the validation file."""
     seed: int = 0
     """Seed of the per-instance sample and the split."""
-    working_dir: str = "/testbed"
-    """Repository path shown in the prompt, as in the student's runs."""
+    working_dir: str | None = None
+    """Repository path shown in the prompt; default: the run's recorded `env.working_dir`, else /testbed."""
+    observations: Observations = "full"
+    """`full`: every observation as the agent recorded it; `as_seen`: after the student's history processors."""
     tokenizer: Path | None = None
     """Tokenizer folder or GGUF file for the tokenized Parquet export."""
 
@@ -119,9 +121,10 @@ def _problem_statements(files: Iterable[str]) -> dict[str, str]:
 class _Converter:
     """Turns one candidate into a row, or records why not."""
 
-    def __init__(self, options: ConvertOptions, prompt: StudentPrompt, statements: dict[str, str], summary: Summary):
+    def __init__(self, options: ConvertOptions, prompt: StudentPrompt | None, statements: dict[str, str], summary: Summary):
         self.options = options
         self.prompt = prompt
+        self.recorded = RecordedPrompts(options.style)
         self.statements = statements
         self.summary = summary
 
@@ -160,7 +163,12 @@ class _Converter:
             self.summary.drop("no_problem_statement", candidate.ref)
             return None
         try:
-            turns = trajectory_turns(trajectory, self.prompt.commands)
+            prompt = self.prompt or self.recorded.for_run_config(trajectory.replay_config, str(candidate.traj_file))
+        except SFTError as exc:
+            self.summary.drop("no_student_prompt", candidate.ref, str(exc))
+            return None
+        try:
+            turns = trajectory_turns(trajectory, prompt.commands)
         except TurnError as exc:
             self.summary.drop("unconvertible_turn", candidate.ref, str(exc))
             return None
@@ -173,16 +181,19 @@ class _Converter:
             self.summary.drop(repetition, candidate.ref)
             return None
         try:
-            messages = build_messages(self.prompt, turns, weights, statement, self.options.working_dir)
+            working_dir = self.options.working_dir or recorded_working_dir(trajectory.replay_config) or "/testbed"
+            messages = build_messages(prompt, turns, weights, statement, working_dir)
         except FormatError as exc:
             self.summary.drop("unparseable_turn", candidate.ref, str(exc))
             return None
+        if self.options.observations == "as_seen":
+            messages = prompt.as_seen(messages)
         if any("oracle" in turn.model_name.lower() for turn in turns):
             self.summary.warn("oracle_turns", candidate.ref)
         row = {"messages": messages, "instance_id": candidate.instance_id, "traj_id": candidate.traj_id,
                "model_switch_idx": switch_index(turns), "resolved": resolved, "source_run": candidate.source_run}
-        if self.prompt.native_tool_calls:
-            row["tools"] = self.prompt.tool_schemas
+        if prompt.native_tool_calls:
+            row["tools"] = prompt.tool_schemas
         return redact_data(row)  # the Parquet export is binary: masked here, not by the text writer
 
 
@@ -192,7 +203,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
 
 def convert(options: ConvertOptions, show_progress: bool = True) -> dict[str, Any]:
     """Run the whole conversion and write every output file; returns the summary (also written to disk)."""
-    prompt = load_student_prompt(options.prompt_config, options.style)
+    prompt = load_student_prompt(options.prompt_config, options.style) if options.prompt_config is not None else None
     tokenizer = load_tokenizer(options.tokenizer) if options.tokenizer is not None else None
     statements = _problem_statements(options.instances)
     collection = collect(options.runs, options.evals)

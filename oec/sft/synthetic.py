@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sweagent.tools.commands import Command
 from sweagent.tools.parsing import FunctionCallingParser, ToolCall, XMLFunctionCallingParser, call_to_action
@@ -15,6 +17,7 @@ from sweagent.trajectory import (HistoryMessage, ModelInfo, ModelRole, OECInfo, 
                                  TrajectoryStep, traj_path)
 from sweagent.utils.files import write_json_atomic
 
+from oec.sft.prompt import DEFAULT_PROMPT_CONFIG
 from oec.sft.reports import REPORT_FILE
 
 STUDENT_NAME = "openai/student"
@@ -33,6 +36,14 @@ class StepSpec:
     thought: str = ""
     model_name: str | None = None
     """Default: the student's or expert's name by role."""
+
+
+@lru_cache(maxsize=1)
+def recorded_agent() -> dict[str, Any]:
+    """The `agent` section a run of the paper setup records: whose student prompt synthetic rows are rendered in."""
+    from sweagent.run.config_loading import load_yaml_file
+
+    return load_yaml_file(DEFAULT_PROMPT_CONFIG)["agent"]
 
 
 def problem_statement_for(instance_id: str) -> str:
@@ -79,7 +90,8 @@ def build_trajectory(instance_id: str, specs: list[StepSpec], commands: list[Com
         oec = OECInfo(switch_type="step_count", switch_step_drawn=switched, switched_at_step=switched,
                       student=ModelInfo(name=STUDENT_NAME), expert=ModelInfo(name=EXPERT_NAME), seed=0)
     info = TrajectoryInfo(submission=submission, exit_status="submitted" if submission else "exit_cost", oec=oec)
-    replay = json.dumps({"problem_statement": {"text": problem, "id": instance_id, "type": "text"}}) if with_replay_config else None
+    recorded = {"agent": recorded_agent(), "problem_statement": {"text": problem, "id": instance_id, "type": "text"}}
+    replay = json.dumps(recorded) if with_replay_config else None
     return Trajectory(trajectory=steps, history=history, info=info, replay_config=replay, environment=instance_id)
 
 

@@ -47,6 +47,15 @@ class SwitchMemberConfig(BaseModel):
     history_processors: list[HistoryProcessorConfig] | None = None
     """History processors of this model; default: `agent.history_processors`."""
 
+    def prompt_parts(self, agent_config: AgentConfig) -> tuple[TemplateConfig, ToolConfig, list[HistoryProcessorConfig]]:
+        """Templates, tools and history processors this member is prompted with: its own, else the agent's.
+
+        The one rule for it: the switcher builds its profiles with it and the SFT conversion reads a run's student
+        prompt with it, so rows show the prompt the student was sent.
+        """
+        processors = self.history_processors if self.history_processors is not None else agent_config.history_processors
+        return self.templates or agent_config.templates, self.tools or agent_config.tools, list(processors)
+
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
@@ -169,11 +178,9 @@ class ModelSwitcher:
         self.resets_history = config.reset_history_on_switch
         self.profiles: list[Profile] = []
         for role, member in zip(("student", "expert"), config.models, strict=True):
-            self.profiles.append(Profile(
-                role=role, model=get_model(member.model, instance_id),
-                templates=member.templates or agent_config.templates, tools=member.tools or agent_config.tools,
-                history_processors=list(member.history_processors if member.history_processors is not None else agent_config.history_processors),
-            ))
+            templates, tools, history_processors = member.prompt_parts(agent_config)
+            self.profiles.append(Profile(role=role, model=get_model(member.model, instance_id), templates=templates,
+                                         tools=tools, history_processors=history_processors))
         self.plan = RolePlan(config.switch, seed, traj_id)
 
     @property
