@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -107,6 +108,10 @@ class LiteLLMModelConfig(BaseModel):
     """Dollars this model may spend on one instance (0 = no limit)."""
     per_instance_call_limit: int = 0
     """Calls this model may make on one instance (0 = no limit)."""
+    total_cost_limit: float = 0.0
+    """Dollars this model may spend across all instances of this process (0 = no limit); SWE-agent's key."""
+    delay: float = 0.0
+    """Seconds to wait before each request (rate limiting); SWE-agent's key."""
     max_input_tokens: int | None = None
     """Context window; when unset litellm's model map is asked, and unknown models are not checked."""
     input_cost_per_token: float | None = None
@@ -142,6 +147,11 @@ def _resolve_secret(secret: SecretStr | None) -> str | None:
     return resolved
 
 
+_PROCESS_COST: dict[str, float] = {}
+"""Dollars spent per model name by this process, for `total_cost_limit` (rollouts run in threads)."""
+_PROCESS_COST_LOCK = threading.Lock()
+
+
 class LiteLLMModel:
     def __init__(self, config: LiteLLMModelConfig):
         self.config = config
@@ -162,6 +172,8 @@ class LiteLLMModel:
 
     def _check_limits(self) -> None:
         cfg = self.config
+        if cfg.total_cost_limit and _PROCESS_COST.get(self.name, 0.0) >= cfg.total_cost_limit:
+            raise CostLimitExceededError(f"{self.name}: total cost limit ${cfg.total_cost_limit} of this run reached")
         if cfg.per_instance_cost_limit and self.stats.instance_cost >= cfg.per_instance_cost_limit:
             raise CostLimitExceededError(f"{self.name}: cost limit ${cfg.per_instance_cost_limit} reached")
         if cfg.per_instance_call_limit and self.stats.api_calls >= cfg.per_instance_call_limit:
@@ -225,6 +237,8 @@ class LiteLLMModel:
     def query(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> ModelOutput:
         self._check_limits()
         counted_prompt_tokens = self._check_context(messages)
+        if self.config.delay:
+            time.sleep(self.config.delay)
         response = self._completion(messages, tools)
         choice = response.choices[0].message
         usage = getattr(response, "usage", None)
@@ -233,7 +247,10 @@ class LiteLLMModel:
         self.stats.api_calls += 1
         self.stats.tokens_sent += prompt_tokens
         self.stats.tokens_received += completion_tokens
-        self.stats.instance_cost += self._cost(response, prompt_tokens, completion_tokens)
+        cost = self._cost(response, prompt_tokens, completion_tokens)
+        self.stats.instance_cost += cost
+        with _PROCESS_COST_LOCK:
+            _PROCESS_COST[self.name] = _PROCESS_COST.get(self.name, 0.0) + cost
         tool_calls = None
         if getattr(choice, "tool_calls", None):
             tool_calls = [
