@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Discriminator, Tag
 from swerex.deployment import config as swerex_config
 from swerex.deployment.abstract import AbstractDeployment
 
 from sweagent.environment.container_deployment import ContainerDeploymentConfig
 from sweagent.environment.sandbox_deployment import SandboxDeploymentConfig
+from sweagent.utils.unions import type_or
 
 
 class ModalDeploymentConfig(swerex_config.ModalDeploymentConfig):
@@ -28,8 +29,12 @@ class ModalDeploymentConfig(swerex_config.ModalDeploymentConfig):
 
 
 DeploymentConfig = Annotated[
-    SandboxDeploymentConfig | ContainerDeploymentConfig | ModalDeploymentConfig, Field(discriminator="type")
+    Annotated[SandboxDeploymentConfig, Tag("sandbox")]
+    | Annotated[ContainerDeploymentConfig, Tag("docker")]
+    | Annotated[ModalDeploymentConfig, Tag("modal")],
+    Discriminator(type_or("docker")),
 ]
-"""The `env.deployment` section; `type` picks the implementation."""
+"""The `env.deployment` section; `type` picks the implementation. Without `type` it is `docker`, as in SWE-agent
+(`deployment: {image: python:3.11}`); without the section it is `sandbox`."""
 
 __all__ = ["ContainerDeploymentConfig", "DeploymentConfig", "ModalDeploymentConfig", "SandboxDeploymentConfig"]
