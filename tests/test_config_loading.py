@@ -89,3 +89,34 @@ def test_a_dotted_type_override_picks_another_variant_without_the_old_keys():
     assert never.agent.model.switch.type == "never"
     step = build_config(RunBatchConfig, [demo], [("agent.model.switch.type", "step_count"), ("agent.model.switch.step", "0")])
     assert (step.agent.model.switch.type, step.agent.model.switch.step) == ("step_count", 0)
+
+
+def test_an_overlay_extends_its_base_and_changes_one_list_entry_by_its_dotted_path(tmp_path):
+    write(tmp_path, "base.yaml", "agent: {model: {type: switching, models: [{model: {name: a, per_instance_call_limit: 3}}, "
+                                 "{model: {name: b, api_base: 'http://x'}}], switch: {type: step_count, step: 1}}}\n")
+    overlay = write(tmp_path, "overlay.yaml", "extends: base.yaml\nagent.model.models.0.model.per_instance_call_limit: 9\n"
+                                              "agent.model.models.1.model: {type: replay, name: r, replay_path: r.yaml}\n")
+    config = build_config(RunSingleConfig, [overlay], [])
+    student, expert = config.agent.model.models
+    assert (student.model.name, student.model.per_instance_call_limit) == ("a", 9)
+    assert (expert.model.type, expert.model.name) == ("replay", "r")  # another type: none of the old model's keys
+
+
+def test_the_oracle_demo_is_the_local_demo_with_an_oracle_expert():
+    demo, oracle = (build_config(RunBatchConfig, [REPO / "config" / name], []) for name in ("local_demo.yaml", "local_oracle_demo.yaml"))
+    assert oracle.agent.model.models[0] == demo.agent.model.models[0].model_copy(
+        update={"model": demo.agent.model.models[0].model.model_copy(update={"per_instance_call_limit": 10})})
+    assert oracle.agent.model.models[1].model.type == "oracle"
+    assert (oracle.agent.templates, oracle.agent.tools, oracle.env) == (demo.agent.templates, demo.agent.tools, demo.env)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("extends: missing.yaml\n", "key 'extends': config file '{dir}/missing.yaml' does not exist"),
+    ("extends: loop.yaml\n", "loop.yaml: key 'extends': the files extend each other in a circle"),
+    ("extends: {a: 1}\n", "key 'extends': expected a config file path or a list of them"),
+])
+def test_a_bad_extends_is_one_line_naming_the_file(tmp_path, text, message):
+    path = write(tmp_path, "loop.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        build_config(Outer, [path], [])
+    assert message.format(dir=tmp_path) in str(info.value) and str(path) in str(info.value)

@@ -1,8 +1,9 @@
 """YAML configs merged in order, dotted CLI overrides, and one-line errors that name the file and the key.
 
 `sweagent run --config a.yaml --config b.yaml --agent.model.name gpt-4o` loads a.yaml, merges b.yaml over it,
-then sets agent.model.name. Strings may use `${VAR}` or `${VAR:-default}` to read the environment at load time
-(API keys should use `$VAR` instead, which is resolved only when a request is made, so it is never dumped). What
+then sets agent.model.name. A file may start from others (`extends: local_demo.yaml`, a path relative to the file,
+or a list of them), which are merged first, so an overlay holds only what differs. Strings may use `${VAR}` or
+`${VAR:-default}` to read the environment at load time (API keys should use `$VAR` instead, which is resolved only when a request is made, so it is never dumped). What
 `${VAR}` puts into a header, an `env` mapping or a secret-named key is registered with `sweagent.utils.secrets` and
 masked by value in every output.
 """
@@ -77,11 +78,15 @@ def _register_secret_keys(data: Any) -> None:
             _register_secret_keys(item)
 
 
+def _same_variant(old: Any, new: Any) -> bool:
+    """Both mappings of one union variant: a dict that names another `type` replaces the old one, keys and all."""
+    return isinstance(old, dict) and isinstance(new, dict) and new.get("type", old.get("type")) == old.get("type")
+
+
 def _merge(base: dict[str, Any], update: dict[str, Any], origin: str, origins: dict[tuple[str, ...], str], prefix: tuple[str, ...] = ()) -> None:
     for key, value in update.items():
         path = (*prefix, str(key))
-        # A dict that names another `type` picks another variant of a union: the old variant's keys do not apply.
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and value.get("type", base[key].get("type")) == base[key].get("type"):
+        if _same_variant(base.get(key), value):
             _merge(base[key], value, origin, origins, path)
         else:
             base[key] = value
@@ -106,8 +111,8 @@ def _set_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
         if not last.isdigit() or int(last) >= len(node):
             raise ConfigError(f"{COMMAND_LINE}: key '{'.'.join(parts)}': '{last}' is not an index of the list")
         node[int(last)] = value
-    elif isinstance(node.get(last), dict) and isinstance(value, dict):
-        node[last] = {**node[last], **value}
+    elif isinstance(value, dict) and _same_variant(node.get(last), value):
+        _merge(node[last], value, COMMAND_LINE, {})
     elif last == "type" and value != node.get("type") and set(node) - {"type"}:
         # `--x.type other` picks another variant of a union, as a file naming another type does (see _merge): the
         # old variant's keys do not apply; keys given after it on the command line do.
@@ -134,6 +139,23 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
+
+
+def _with_bases(config_files: list[Path], chain: tuple[Path, ...] = ()) -> list[Path]:
+    """The files to merge, in order: each file after the files its `extends` names (recursively)."""
+    ordered: list[Path] = []
+    for path in config_files:
+        if path.resolve() in chain:
+            raise ConfigError(f"{path}: key 'extends': the files extend each other in a circle")
+        bases = load_yaml_file(path).get("extends", []) if path.is_file() else []
+        bases = [bases] if isinstance(bases, str) else bases
+        if not isinstance(bases, list) or not all(isinstance(base, str) for base in bases):
+            raise ConfigError(f"{path}: key 'extends': expected a config file path or a list of them")
+        for base in bases:
+            if not (path.parent / base).is_file():
+                raise ConfigError(f"{path}: key 'extends': config file '{path.parent / base}' does not exist")
+        ordered += _with_bases([path.parent / base for base in bases], (*chain, path.resolve())) + [path]
+    return ordered
 
 
 def parse_override_value(text: str) -> Any:
@@ -181,13 +203,23 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
     """
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}
-    for path in config_files:
+    for path in _with_bases(config_files):
         try:
             data = _expand_env(load_yaml_file(path))
+            data.pop("extends", None)
         except ConfigError as exc:
             message = str(exc)
             raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+        # A top-level key with dots (`agent.model.models.1.model:`) sets that path, as on the command line, so an
+        # overlay can change one entry of a list; a mapping there updates the mapping it finds.
+        dotted = {key: data.pop(key) for key in list(data) if "." in str(key)}
         _merge(merged, data, str(path), origins)
+        for key, value in dotted.items():
+            try:
+                _set_path(merged, str(key).split("."), value)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {str(exc).removeprefix(COMMAND_LINE + ': ')}") from None
+            origins[tuple(str(key).split("."))] = str(path)
     texts: dict[tuple[str, ...], str] = {}
     for key, value in overrides:
         parts = tuple(key.split("."))
