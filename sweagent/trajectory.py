@@ -10,22 +10,26 @@ trajectories serve directly as the imitation-learning baseline.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sweagent.ids import check_id
 from sweagent.mini_trajectory import is_mini_swe_agent, to_swe_agent_layout
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
+from sweagent.utils.secrets import redact_text
 
 ModelRole = Literal["student", "expert"]
 TRAJ_SUFFIX = ".traj"
 MINI_TRAJ_SUFFIX = ".traj.json"
 """mini-swe-agent's trajectory files (`<id>/<id>.traj.json`), read but never written here."""
+JOURNAL_SUFFIX = ".journal"
+"""`<id>.traj.journal`: the steps a running rollout took since its `.traj` was last written (see TrajectoryWriter)."""
 _ROLLOUT_RE = re.compile(r"^(?P<iid>.+)__r(?P<rollout>\d+)(?:__b\d+)?$")  # a branch belongs to its rollout
 
 
@@ -114,6 +118,17 @@ class Trajectory(_Open):
     replay_config: str | None = None
     environment: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_queries(cls, data: Any) -> Any:
+        """Steps saved with compact queries (see `compact_query`) get their full message lists back."""
+        if isinstance(data, dict) and isinstance(data.get("trajectory"), list):
+            steps = data["trajectory"]
+            if any(isinstance(step, dict) and isinstance(step.get("query"), dict) for step in steps):
+                history = [m.model_dump() if isinstance(m, BaseModel) else m for m in data.get("history") or []]
+                data = {**data, "trajectory": expand_queries(steps, history)}
+        return data
+
     @property
     def switched_at_step(self) -> int | None:
         """Index of the first expert step, or None when the expert never acted."""
@@ -157,11 +172,180 @@ class Trajectory(_Open):
                 message.model_role = step_roles[index] if index < len(step_roles) else (step_roles[-1] if step_roles else default_role)
 
     def to_json_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=False)
+        """The file's content: each step's `query` stored compactly (`compact_query`), everything else as is."""
+        data = self.model_dump(mode="json", exclude_none=False, exclude={"trajectory": {"__all__": {"query"}}})
+        previous: list[dict[str, Any]] = []
+        for step, dumped in zip(self.trajectory, data["trajectory"]):
+            query = step.query
+            dumped["query"] = compact_query(query, previous, data["history"])
+            previous = query
+        # `query` back in its place among the step's keys (the outline reader relies on the order of the last ones)
+        data["trajectory"] = [{key: dumped[key] for key in TrajectoryStep.model_fields} | dumped for dumped in data["trajectory"]]
+        return data
 
     def save(self, path: str | Path) -> None:
-        """Write atomically, so a crash mid-write leaves the previous complete version in place."""
+        """Write atomically, so a crash mid-write leaves the previous complete version in place; the rollout's
+        journal, which this version includes, is then removed."""
         write_json_atomic(path, self.to_json_dict(), indent=2)
+        journal_path(path).unlink(missing_ok=True)
+
+
+# ---- compact queries ---------------------------------------------------------------------------------------------
+# A step's `query` (the messages the model was sent) repeats the previous step's query plus the newest turns, which
+# are themselves in `history`; stored in full, a long rollout's file grows with the square of its length. On disk a
+# query is therefore `{"prefix_of_previous": n, "messages": [...]}`: the previous step's first n query messages, then
+# these, each either a message or `{"history_index": i}` (the model's view of history message i, `api_message`).
+# Plain SWE-agent files keep their full lists; both load as full lists.
+_PREFIX_KEY, _MESSAGES_KEY, _HISTORY_INDEX_KEY = "prefix_of_previous", "messages", "history_index"
+
+
+def api_message(message: dict[str, Any]) -> dict[str, Any]:
+    """What the model is sent for a history message: role and content, plus its tool calls or tool-call id."""
+    api: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    if message.get("tool_calls"):
+        api["tool_calls"] = message["tool_calls"]
+    if message["role"] == "tool":
+        api["tool_call_id"] = message["tool_call_ids"][0]
+    return api
+
+
+def compact_query(query: list[dict[str, Any]], previous: list[dict[str, Any]], history: list[dict[str, Any]]) -> dict[str, Any]:
+    """`query` relative to the previous step's and to `history` (the saved history, as dicts)."""
+    shared = 0
+    for mine, theirs in zip(query, previous):
+        if mine != theirs:
+            break
+        shared += 1
+    messages: list[Any] = []
+    for index in range(shared, len(query)):
+        message = query[index]
+        candidate = history[index] if index < len(history) else None
+        same = candidate is not None and "role" in candidate and _is_api_form_of(message, candidate)
+        messages.append({_HISTORY_INDEX_KEY: index} if same else message)
+    return {_PREFIX_KEY: shared, _MESSAGES_KEY: messages}
+
+
+def _is_api_form_of(message: dict[str, Any], history_message: dict[str, Any]) -> bool:
+    try:
+        return api_message(history_message) == message
+    except (KeyError, IndexError, TypeError):
+        return False
+
+
+def expand_queries(steps: list[Any], history: list[dict[str, Any]]) -> list[Any]:
+    """The steps with every compact query replaced by its full message list (ValueError naming the step if broken)."""
+    expanded, previous = [], []
+    for number, step in enumerate(steps):
+        query = step.get("query") if isinstance(step, dict) else None
+        if isinstance(query, dict):
+            query = _expand_query(query, previous, history, f"trajectory.{number}.query")
+            step = {**step, "query": query}
+        expanded.append(step)
+        previous = query if isinstance(query, list) else []
+    return expanded
+
+
+def _expand_query(query: dict[str, Any], previous: list[Any], history: list[dict[str, Any]], where: str) -> list[Any]:
+    shared, messages = query.get(_PREFIX_KEY), query.get(_MESSAGES_KEY)
+    if not isinstance(shared, int) or not 0 <= shared <= len(previous) or not isinstance(messages, list):
+        raise ValueError(f"{where}: expected {{{_PREFIX_KEY}: 0..{len(previous)}, {_MESSAGES_KEY}: [...]}}, got {str(query)[:200]}")
+    full = previous[:shared]
+    for message in messages:
+        if isinstance(message, dict) and "role" not in message and _HISTORY_INDEX_KEY in message:
+            index = message[_HISTORY_INDEX_KEY]
+            if not isinstance(index, int) or not 0 <= index < len(history):
+                raise ValueError(f"{where}: {_HISTORY_INDEX_KEY} {index!r} is not an index of the {len(history)} history messages")
+            try:
+                message = api_message(history[index])
+            except (KeyError, IndexError, TypeError):
+                raise ValueError(f"{where}: history message {index} lacks role, content or tool_call_ids") from None
+        full.append(message)
+    return full
+
+
+# ---- saving a running rollout --------------------------------------------------------------------------------------
+def journal_path(path: str | Path) -> Path:
+    """The journal beside a `.traj` (`<id>.traj.journal`)."""
+    path = Path(path)
+    return path.with_name(path.name + JOURNAL_SUFFIX)
+
+
+class TrajectoryWriter:
+    """Saves a running rollout at the same cost at step 300 as at step 3.
+
+    The `.traj` is written whole (atomically) at the start, whenever the history is rewritten (a hand-over) and at
+    the end; each step in between appends one line to the journal beside it: the step (its query compact), the
+    history messages it added and the current `info`. A kill therefore loses at most the step in flight:
+    `load_trajectory` replays the journal onto the `.traj`. Journal lines are flushed, not fsynced: a killed
+    process's writes survive; the whole-file saves fsync as before.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._journal: IO[str] | None = None
+        self._history: list[dict[str, Any]] | None = None
+        self._saved_history = 0
+        self._saved_steps = 0
+        self._last_query: list[dict[str, Any]] = []
+
+    def checkpoint(self, trajectory: Trajectory, history: list[dict[str, Any]]) -> None:
+        """Write the whole trajectory; `history` is the live list its `history` was made from."""
+        self.close()
+        trajectory.save(self.path)
+        self._history, self._saved_history, self._saved_steps = history, len(history), len(trajectory.trajectory)
+        self._last_query = trajectory.trajectory[-1].query if trajectory.trajectory else []
+
+    def record(self, steps: list[TrajectoryStep], history: list[dict[str, Any]], info: TrajectoryInfo,
+               whole: Any) -> None:
+        """Save the steps and history added since the last call; `whole()` builds the full Trajectory, used when
+        the history was rewritten (a new list, or a shorter one) since the last save."""
+        if history is not self._history or len(history) < self._saved_history:
+            self.checkpoint(whole(), history)
+            return
+        new_steps = []
+        for step in steps[self._saved_steps:]:
+            dumped = step.model_dump(mode="json", exclude={"query"})
+            dumped["query"] = compact_query(step.query, self._last_query, history)
+            new_steps.append({key: dumped[key] for key in TrajectoryStep.model_fields} | dumped)
+            self._last_query = step.query
+        line = {"steps_before": self._saved_steps, "history_before": self._saved_history,
+                "steps": new_steps, "history": history[self._saved_history:], "info": info.model_dump(mode="json")}
+        if self._journal is None:
+            self._journal = open(journal_path(self.path), "a", encoding="utf-8")
+        self._journal.write(redact_text(json.dumps(line, ensure_ascii=False)) + "\n")
+        self._journal.flush()
+        self._saved_steps, self._saved_history = len(steps), len(history)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+
+def _replay_journal(data: dict[str, Any], journal: Path) -> dict[str, Any]:
+    """`data` (a `.traj`'s JSON) with the journal's steps added; lines the file already holds are skipped and a
+    torn last line (the step in flight at a kill) is dropped."""
+    steps, history, info = list(data.get("trajectory") or []), list(data.get("history") or []), data.get("info")
+    try:
+        lines = journal.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return data
+    for number, raw in enumerate(lines):
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            if number == len(lines) - 1:
+                break
+            raise ValueError(f"{journal}: line {number + 1} is not valid JSON") from None
+        if not isinstance(line, dict) or line.get("steps_before", -1) < len(steps):
+            continue  # written before the `.traj` it extends (a kill between a save and the journal's removal)
+        if line.get("steps_before") != len(steps) or not 0 <= line.get("history_before", -1) <= len(history):
+            raise ValueError(f"{journal}: line {number + 1} continues step {line.get('steps_before')} of a "
+                             f"trajectory holding {len(steps)}")
+        history = history[: line["history_before"]] + list(line.get("history") or [])
+        steps += list(line.get("steps") or [])
+        info = line.get("info", info)
+    return {**data, "trajectory": steps, "history": history, "info": info}
 
 
 def load_trajectory(path: str | Path, default_role: ModelRole = "expert") -> Trajectory:
@@ -183,6 +367,11 @@ def load_trajectory(path: str | Path, default_role: ModelRole = "expert") -> Tra
     elif not isinstance(data, dict) or "trajectory" not in data:
         raise TrajectoryError(f"{path}: expected a JSON object with a 'trajectory' list (SWE-agent .traj layout) "
                               "or a 'messages' list (mini-swe-agent .traj.json)")
+    elif journal_path(path).is_file():  # a rollout that is still running or was killed: its latest steps are there
+        try:
+            data = _replay_journal(data, journal_path(path))
+        except ValueError as exc:
+            raise TrajectoryError(str(exc)) from None
     try:
         traj = Trajectory.model_validate(data)
     except ValidationError as exc:
@@ -234,12 +423,12 @@ def _outline_parts(raw: bytes) -> tuple[dict[str, Any], list[tuple[Any, Any]]] |
 def load_trajectory_outline(path: str | Path, default_role: ModelRole = "expert") -> Trajectory:
     """`info` and every step's role and model name (roles filled in), for an index of many rollouts.
 
-    A file in `save`'s layout is read without parsing its steps, whose `query` copies of the history make a long
-    rollout megabytes, so thousands index in seconds; then the steps carry nothing else and `history` is empty.
-    Any other file is loaded in full. Raises TrajectoryError as `load_trajectory` does.
+    A file in `save`'s layout is read without parsing its steps (a long rollout is megabytes), so thousands index
+    in seconds; then the steps carry nothing else and `history` is empty. Any other file, and one with a journal
+    (a running or killed rollout), is loaded in full. Raises TrajectoryError as `load_trajectory` does.
     """
     try:
-        parts = _outline_parts(Path(path).read_bytes())
+        parts = None if journal_path(path).exists() else _outline_parts(Path(path).read_bytes())
     except OSError:
         parts = None
     if parts is not None:

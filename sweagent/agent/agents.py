@@ -27,7 +27,7 @@ from sweagent.agent.templates import TemplateConfig, render
 from sweagent.environment.swe_env import SWEEnv
 from sweagent.tools.parsing import FormatError
 from sweagent.tools.tools import SUBMISSION_MARKER, ToolConfig
-from sweagent.trajectory import ModelRole, Trajectory, TrajectoryInfo, TrajectoryStep, traj_path
+from sweagent.trajectory import ModelRole, Trajectory, TrajectoryInfo, TrajectoryStep, TrajectoryWriter, api_message, traj_path
 
 logger = logging.getLogger(__name__)
 
@@ -114,16 +114,7 @@ class DefaultAgent:
         ]
 
     def _api_messages(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        processed = apply_history_processors(self.profile.history_processors, history)
-        messages = []
-        for message in processed:
-            api: dict[str, Any] = {"role": message["role"], "content": message["content"]}
-            if message.get("tool_calls"):
-                api["tool_calls"] = message["tool_calls"]
-            if message["role"] == "tool":
-                api["tool_call_id"] = message["tool_call_ids"][0]
-            messages.append(api)
-        return messages
+        return [api_message(message) for message in apply_history_processors(self.profile.history_processors, history)]
 
     def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
         content = self.profile.templates.observation_message(observation)
@@ -217,23 +208,28 @@ class DefaultAgent:
 
     # ---- the run --------------------------------------------------------------------------------------------------
     def trajectory(self, env: SWEEnv) -> Trajectory:
+        return Trajectory(trajectory=self.steps, history=self.history, info=self._current_info(),
+                          replay_config=self.replay_config, environment=env.problem.id)
+
+    def _current_info(self) -> TrajectoryInfo:
         info = self.info.model_copy()
         info.model_stats = self.total_stats().model_dump()
         info.oec = self.switcher.oec_info()
-        return Trajectory(trajectory=self.steps, history=self.history, info=info,
-                          replay_config=self.replay_config, environment=env.problem.id)
+        return info
 
     def total_stats(self) -> InstanceStats:
         return self.switcher.total_stats()
 
     def run(self, env: SWEEnv, output_dir: Path, traj_id: str) -> Trajectory:
-        """Solve the problem in `env`; the trajectory is saved after every step and at the end."""
-        path = traj_path(output_dir, traj_id)
+        """Solve the problem in `env`; the trajectory is saved at the start, after every step (a journal line, see
+        TrajectoryWriter) and at the end."""
+        writer = TrajectoryWriter(traj_path(output_dir, traj_id))
         try:
             self.profile.tools.install(env, env.config.working_dir)
             self.history = self.build_opening_messages(env)
+            writer.checkpoint(self.trajectory(env), self.history)
             while not self.step(env):
-                self.trajectory(env).save(path)
+                writer.record(self.steps, self.history, self._current_info(), lambda: self.trajectory(env))
             self.info.exit_status = "submitted"
         except _ExitRun as exc:
             self._finish_with_exit(env, exc.exit_status, str(exc))
@@ -251,8 +247,9 @@ class DefaultAgent:
                     setattr(self.info, key, value)
             except Exception as exc:
                 logger.warning("edited-file context unavailable: %s", exc)
+        writer.close()
         trajectory = self.trajectory(env)
-        trajectory.save(path)
+        trajectory.save(writer.path)
         return trajectory
 
     def _finish_with_exit(self, env: SWEEnv, exit_status: str, message: str) -> None:
