@@ -152,3 +152,37 @@ def test_api_key_never_lands_in_trajectory_log_or_sandbox(tmp_path, repo, monkey
     assert secret not in dump_config(config)
     for path in run_dir.iterdir():
         assert secret not in path.read_text(errors="replace"), path
+
+
+def test_kill_9_mid_run_loses_at_most_the_step_in_flight(tmp_path, repo):
+    import os
+    import signal
+    import sys
+    import time
+
+    from sweagent.trajectory import journal_path, load_trajectory_outline
+
+    outputs = [xml(f"echo step {i} >> NOTES.txt; cat NOTES.txt | wc -l") for i in range(5)] + [xml("sleep 60"), SUBMIT_XML]
+    (tmp_path / "replay.yaml").write_text(yaml.safe_dump(outputs))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"agent": {
+        "templates": {"system_template": "{{command_docs}}"},
+        "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+        "model": {"type": "replay", "replay_path": str(tmp_path / "replay.yaml")}}}))
+    traj = tmp_path / "out" / "calc" / "calc.traj"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sweagent", "run", "--config", str(tmp_path / "config.yaml"), "--repo_path", str(repo),
+         "--problem_statement", "add() subtracts", "--output_dir", str(tmp_path / "out")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if journal_path(traj).exists() and len(journal_path(traj).read_text().splitlines()) == 5:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # the sixth step (sleep 60) is in flight
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    saved = load_trajectory(traj)
+    assert [step.observation.strip() for step in saved.trajectory] == [str(i) for i in range(1, 6)]
+    assert saved.info.exit_status is None and saved.info.model_stats["api_calls"] == 5
+    assert [step.query[-1]["content"] for step in saved.trajectory[1:]] == [m.content for m in saved.history[3:12:2]]
+    assert len(load_trajectory_outline(traj).trajectory) == 5
