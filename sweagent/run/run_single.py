@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sweagent.agent.agents import AgentConfig, DefaultAgent, Profile
 from sweagent.agent.model_factory import get_model
 from sweagent.agent.models import LiteLLMModel, Model
+from sweagent.agent.retry_agent import AnyAgentConfig, RetryAgent, RetryAgentConfig
 from sweagent.agent.templates import TemplateError
 from sweagent.environment.problem import InstanceProblem, LocalRepoProblem, ProblemSource
 from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
@@ -32,18 +34,19 @@ from sweagent.utils.files import write_text_atomic
 from sweagent.utils.secrets import RedactingFilter
 
 DEFAULT_CONFIG = "config/default.yaml"
-BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "executor", "redo_existing",
+BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "branches", "executor", "redo_existing",
                    "retry_infra_failures", "abort_after_identical_failures")
 """Keys of a run-batch config that `sweagent run` skips, so one config file serves both commands."""
-INFRA_EXIT_CAUSES = frozenset({"ModelUnavailableError"})
-"""Exceptions that end a rollout because the model server failed (unreachable after retries), not the model."""
+INFRA_EXIT_CAUSES = frozenset({"ModelUnavailableError", "BranchDiverged"})
+"""Exceptions that end a rollout because the machinery failed, not the model: the model server stayed unreachable, or
+a branch's replayed prefix came out otherwise than recorded (run-batch records that branch as skipped)."""
 
 
 class RunSingleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: AgentConfig
-    """The agent: templates, tools, model."""
+    agent: AnyAgentConfig
+    """The agent: templates, tools, model (or `type: retry` with several agents and a retry loop)."""
     env: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     """Where the repository lives and commands run."""
     output_dir: Path = Path("trajectories")
@@ -80,9 +83,16 @@ def problem_from_config(config: RunSingleConfig) -> ProblemSource:
     raise ConfigError("command line: give --instance_file with --instance_id, or --repo_path with --problem_statement")
 
 
-def build_agent(agent_config: AgentConfig, *, instance_id: str, replay_config: str | None, seed: int, traj_id: str) -> DefaultAgent:
-    """The agent for one rollout; a switching model brings its own profiles and switch schedule."""
+def build_agent(agent_config: AgentConfig | RetryAgentConfig, *, instance_id: str, replay_config: str | None, seed: int,
+                traj_id: str) -> DefaultAgent | RetryAgent:
+    """The agent for one rollout; a switching model brings its own profiles and switch schedule, a retry agent builds
+    one of these per attempt."""
     from sweagent.agent.switching_model import SwitchingModelConfig
+
+    if isinstance(agent_config, RetryAgentConfig):
+        return RetryAgent(agent_config, lambda attempt: build_agent(attempt, instance_id=instance_id, replay_config=replay_config,
+                                                                    seed=seed, traj_id=traj_id),
+                          instance_id=instance_id, replay_config=replay_config)
 
     if isinstance(agent_config.model, SwitchingModelConfig):
         switcher = agent_config.model.build(agent_config, instance_id=instance_id, seed=seed, traj_id=traj_id)
@@ -116,7 +126,15 @@ def check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, proble
         _check_agent(agent_config, env_config, problem, seed)
 
 
-def _check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int) -> None:
+def _check_agent(agent_config: AgentConfig | RetryAgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int) -> None:
+    if isinstance(agent_config, RetryAgentConfig):
+        try:  # the chooser's or reviewer's model
+            build_agent(agent_config, instance_id=problem.id, replay_config=None, seed=seed, traj_id=problem.id)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"agent.retry_loop: {exc}") from None
+        for attempt_config in agent_config.agent_configs:
+            _check_agent(attempt_config, env_config, problem, seed)
+        return
     try:
         agent = build_agent(agent_config, instance_id=problem.id, replay_config=None, seed=seed, traj_id=problem.id)
     except (OSError, ValueError) as exc:
@@ -174,12 +192,13 @@ def _with_problem_statement(replay_config: str | None, problem: ProblemSource) -
 
 def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, *, output_dir: Path,
             traj_id: str, replay_config: str | None, seed: int = 0,
-            earlier_attempts: list[dict[str, Any]] | None = None) -> Trajectory:
+            earlier_attempts: list[dict[str, Any]] | None = None, build: Callable[..., DefaultAgent] = build_agent) -> Trajectory:
     """Run one rollout and write its .traj, .patch and (last) .pred; the trajectory is readable even after a crash.
 
     An infrastructure failure (`is_infrastructure_failure`) gets no .pred, so it counts as unfinished and a rerun
     tries it again. `earlier_attempts` (what ended the previous tries of this rollout) is recorded in the
-    trajectory's `info.earlier_attempts`.
+    trajectory's `info.earlier_attempts`. `build` makes the agent (`build_agent`'s signature; run-batch's branches
+    pass their own).
     """
     replay_config = _with_problem_statement(replay_config, problem)
     run_dir = output_dir / traj_id
@@ -194,7 +213,7 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
     root.setLevel(logging.INFO)
     env = SWEEnv(env_config, problem)
     try:
-        agent = build_agent(agent_config, instance_id=problem.id, replay_config=replay_config, seed=seed, traj_id=traj_id)
+        agent = build(agent_config, instance_id=problem.id, replay_config=replay_config, seed=seed, traj_id=traj_id)
         try:
             env.start()
         except Exception as exc:
