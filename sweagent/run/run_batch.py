@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweagent.agent.retry_agent import AnyAgentConfig
+from sweagent.agent.agents import AgentConfig
 from sweagent.environment.container_deployment import ContainerError
 from sweagent.environment.deployment import ContainerDeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
@@ -62,8 +62,8 @@ LOCK_FILE = ".run_batch.lock"
 class RunBatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: AnyAgentConfig
-    """The agent: templates, tools, model (often `type: switching`), or `type: retry` (attempts, then a pick)."""
+    agent: AgentConfig
+    """The agent: templates, tools, model (often `type: switching`)."""
     env: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     """Where repositories live and commands run."""
     instances: BatchInstanceSourceConfig = Field(default_factory=BatchInstanceSourceConfig)
@@ -95,7 +95,7 @@ class RunBatchConfig(BaseModel):
     def _branches_need_a_switch(self) -> RunBatchConfig:
         from sweagent.agent.switching_model import SwitchingModelConfig
 
-        if self.branches > 1 and not isinstance(self.agent.model, SwitchingModelConfig):
+        if self.branches > 1 and not isinstance(getattr(self.agent, "model", None), SwitchingModelConfig):
             raise ValueError(f"branches={self.branches} needs agent.model.type 'switching' (a student prefix and an expert "
                              "to continue it)")
         return self
