@@ -11,12 +11,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError, SwerexException
 
 from sweagent import __version__
+from sweagent.agent.demonstrations import demonstration_messages
 from sweagent.agent.edited_files import edited_files_with_context
 from sweagent.agent.history_processors import HistoryProcessorConfig, apply_history_processors
 from sweagent.agent.model_factory import ModelConfig
@@ -26,7 +27,7 @@ from sweagent.agent.switching.handover import hand_over
 from sweagent.agent.templates import TemplateConfig, render
 from sweagent.environment.swe_env import SWEEnv
 from sweagent.tools.parsing import FormatError
-from sweagent.tools.tools import SUBMISSION_MARKER, ToolConfig
+from sweagent.tools.tools import EXIT_FORFEIT_TOKEN, RETRY_TOKENS, SUBMISSION_MARKER, ToolConfig
 from sweagent.trajectory import ModelRole, Trajectory, TrajectoryInfo, TrajectoryStep, TrajectoryWriter, api_message, traj_path
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 class AgentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    type: Literal["default"] = "default"
+    """One agent, one attempt (`retry` runs several attempts and picks one: sweagent/agent/retry_agent.py)."""
     name: str = "main"
     """Recorded as `agent` on every history message."""
     templates: TemplateConfig = Field(default_factory=TemplateConfig)
@@ -90,12 +93,16 @@ class DefaultAgent:
         self.info = TrajectoryInfo(swe_agent_version=__version__)
         self._consecutive_timeouts = 0
         self._execution_time = 0.0
+        self._state: dict[str, Any] = {}
+        """What the bundles' state commands last reported (template variables such as open_file, diff)."""
 
     # ---- messages -------------------------------------------------------------------------------------------------
     def _template_vars(self, env: SWEEnv) -> dict[str, Any]:
         tools = self.profile.tools
         return {
+            **{key: str(value) for key, value in tools.env_variables.items()},
             "working_dir": env.config.working_dir,
+            **self._state,
             "problem_statement": env.problem.problem_statement,
             "command_docs": tools.command_docs(),
             "format_instructions": self.profile.parser.format_instructions(),
@@ -105,19 +112,21 @@ class DefaultAgent:
         self.history.append({"role": role, "content": content, "agent": self.config.name, "message_type": message_type, **extra})
 
     def build_opening_messages(self, env: SWEEnv) -> list[dict[str, Any]]:
-        """System and instance messages rendered with the current profile's templates."""
+        """System prompt, demonstrations, instance message (and strategy) rendered with the current profile's templates."""
         variables = self._template_vars(env)
         templates = self.profile.templates
+        task = [templates.instance_template] + ([templates.strategy_template] if templates.strategy_template else [])
         return [
             {"role": "system", "content": render(templates.system_template, **variables), "agent": self.config.name, "message_type": "system_prompt"},
-            {"role": "user", "content": render(templates.instance_template, **variables), "agent": self.config.name, "message_type": "observation"},
+            *demonstration_messages(templates, self.config.name),
+            *({"role": "user", "content": render(template, **variables), "agent": self.config.name, "message_type": "observation"} for template in task),
         ]
 
     def _api_messages(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [api_message(message) for message in apply_history_processors(self.profile.history_processors, history)]
 
     def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
-        content = self.profile.templates.observation_message(observation)
+        content = self.profile.templates.observation_message(observation, **self._state)
         if tool_call_ids:
             self._append("tool", content, "observation", tool_call_ids=tool_call_ids)
         else:
@@ -141,7 +150,7 @@ class DefaultAgent:
                 return output, parsed, messages
             except FormatError as exc:
                 logger.info("format error (%s %s): %s | output: %r", profile.role, profile.model.name, exc, output.content[:300])
-                error = render(profile.parser.format_error_template, error=str(exc))
+                error = render(profile.tools.format_error_template or profile.parser.format_error_template, error=str(exc))
                 extra += [{"role": "assistant", "content": output.content or str(output.tool_calls), "message_type": "action"},
                           {"role": "user", "content": error, "message_type": "observation"}]
                 if self._hand_over(self.switcher.profile_after_format_error(len(self.steps)), env):
@@ -152,7 +161,7 @@ class DefaultAgent:
         tools = self.profile.tools
         started = time.perf_counter()
         try:
-            observation = env.communicate(action, timeout=tools.execution_timeout)
+            observation = env.communicate(tools.guard_multiline_input(action), timeout=tools.execution_timeout)
             self._consecutive_timeouts = 0
         except CommandTimeoutError:
             self._consecutive_timeouts += 1
@@ -184,14 +193,19 @@ class DefaultAgent:
                      model_name=self.profile.model.name)
         logger.info("step %d (%s %s): %s", len(self.steps), self.profile.role, self.profile.model.name, parsed.action[:300])
         observation, execution_time = self._execute(env, parsed.action)
+        if EXIT_FORFEIT_TOKEN in observation:
+            raise _ExitRun("exit_forfeit", "the model gave up (exit_forfeit)")
+        for token in RETRY_TOKENS:  # SWE-agent's windowed editors mark outputs to re-query with; shown as they are
+            observation = observation.replace(token, "").rstrip()
         submitted = SUBMISSION_MARKER in observation
         if submitted:
             self.info.submission = env.read_file("/root/model.patch")
             observation = observation.replace(SUBMISSION_MARKER, "").strip()
+        self._state = self.profile.tools.get_state(env)
         self._observation_message(observation, tool_call_ids)
         self.steps.append(TrajectoryStep(
             action=parsed.action, observation=observation, response=output.content, thought=parsed.thought,
-            execution_time=execution_time, query=messages, model_role=self.profile.role, model_name=self.profile.model.name,
+            execution_time=execution_time, state=dict(self._state), query=messages, model_role=self.profile.role, model_name=self.profile.model.name,
             extra_info={"tool_calls": output.tool_calls} if output.tool_calls else {},
         ))
         self.switcher.after_step(parsed.action)
@@ -226,6 +240,7 @@ class DefaultAgent:
         writer = TrajectoryWriter(traj_path(output_dir, traj_id))
         try:
             self.profile.tools.install(env, env.config.working_dir)
+            self._state = self.profile.tools.get_state(env)
             self.history = self.build_opening_messages(env)
             writer.checkpoint(self.trajectory(env), self.history)
             while not self.step(env):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,14 +44,18 @@ class CacheControl(BaseModel):
     type: Literal["cache_control"] = "cache_control"
     last_n_messages: int = 2
     """How many of the latest user/tool messages get a cache breakpoint."""
+    last_n_messages_offset: int = 0
+    """Skip this many of the latest messages before marking (e.g. when a later processor rewrites them)."""
+    tagged_roles: list[str] = ["user", "tool"]
+    """Roles whose messages may be marked."""
 
     def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         result = copy.deepcopy(messages)
         marked = 0
-        for message in reversed(result):
+        for position, message in enumerate(reversed(result)):
             if marked >= self.last_n_messages:
                 break
-            if message.get("role") not in {"user", "tool"}:
+            if position < self.last_n_messages_offset or message.get("role") not in self.tagged_roles:
                 continue
             content = message.get("content")
             if isinstance(content, str):
@@ -62,7 +67,49 @@ class CacheControl(BaseModel):
         return result
 
 
-HistoryProcessorConfig = Annotated[LastNObservations | CacheControl, Field(discriminator="type")]
+class RemoveRegex(BaseModel):
+    """Cut text matching regexes out of older messages, e.g. the cumulative `<diff>` a diff_state template adds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["remove_regex"] = "remove_regex"
+    remove: list[str] = ["<diff>.*</diff>"]
+    """Patterns (Python regex, `.` matches newlines) removed from message text."""
+    keep_last: int = 0
+    """The latest this many messages stay unchanged."""
+
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        cutoff = len(messages) - self.keep_last
+        return [_without_patterns(message, self.remove) if index < cutoff else message for index, message in enumerate(messages)]
+
+
+def _without_patterns(message: dict[str, Any], patterns: list[str]) -> dict[str, Any]:
+    def clean(text: str) -> str:
+        for pattern in patterns:
+            text = re.sub(pattern, "", text, flags=re.DOTALL)
+        return text
+
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": clean(content)}
+    if isinstance(content, list):
+        parts = [{**part, "text": clean(part["text"])} if isinstance(part, dict) and "text" in part else part for part in content]
+        return {**message, "content": parts}
+    return message
+
+
+class DefaultHistoryProcessor(BaseModel):
+    """Leaves the messages as they are (SWE-agent's `default`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["default"] = "default"
+
+    def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return messages
+
+
+HistoryProcessorConfig = Annotated[LastNObservations | CacheControl | RemoveRegex | DefaultHistoryProcessor, Field(discriminator="type")]
 
 
 def apply_history_processors(processors: list[HistoryProcessorConfig], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

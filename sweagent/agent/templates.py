@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import jinja2
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from sweagent.tools.bundles import REPO_ROOT
 
 
 class TemplateError(ValueError):
@@ -43,16 +47,49 @@ class TemplateConfig(BaseModel):
         "Run it with a smaller input, in the background, or with a timeout of its own."
     )
     """Observation after an action was interrupted at the timeout."""
+    shell_check_error_template: str = (
+        "Your bash command contained syntax errors and was NOT executed. Fix them and try again; multi-line "
+        "commands must follow their documented syntax. Here is the output of `bash -n`:\n{{bash_stdout}}\n{{bash_stderr}}"
+    )
+    """Observation after an action that bash could not parse. Variables: bash_stdout, bash_stderr."""
+    strategy_template: str | None = None
+    """Shown right after the instance message, as a second user message (SWE-agent's key)."""
+    demonstration_template: str | None = None
+    """With `demonstrations`: one user message showing each demonstration. Variable: demonstration (its messages,
+    system prompt left out, joined by newlines)."""
+    demonstrations: list[Path] = []
+    """Recorded trajectories (`.traj` JSON or SWE-agent's demo `.yaml`, both with a `history`) shown before the task.
+    Relative paths are read from $SWE_AGENT_CONFIG_ROOT when set, else the current folder, else the OEC checkout."""
+    put_demos_in_history: bool = False
+    """Put each demonstration's messages (system prompt left out) into the history as they were, instead of one
+    `demonstration_template` message."""
 
-    def observation_message(self, observation: str) -> str:
-        """What the model is shown after an action: its output, a no-output note, or the output cut at the limit."""
+    @field_validator("demonstrations")
+    @classmethod
+    def _resolve_demonstrations(cls, paths: list[Path]) -> list[Path]:
+        return [resolve_demonstration_path(path) for path in paths]
+
+    def observation_message(self, observation: str, **state: Any) -> str:
+        """What the model is shown after an action: its output, a no-output note, or the output cut at the limit.
+
+        `state` holds what the bundles' state commands reported (e.g. `open_file`, `diff`), as SWE-agent passes it."""
         limit = self.max_observation_length
+        variables = {"working_dir": "", **state}
         if not observation.strip():
-            return render(self.next_step_no_output_template, observation=observation, working_dir="")
+            return render(self.next_step_no_output_template, observation=observation, **variables)
         if len(observation) > limit:
             return render(self.next_step_truncated_observation_template, observation=observation[:limit],
-                          max_observation_length=limit, elided_chars=len(observation) - limit)
-        return render(self.next_step_template, observation=observation, working_dir="")
+                          max_observation_length=limit, elided_chars=len(observation) - limit, **variables)
+        return render(self.next_step_template, observation=observation, **variables)
+
+
+def resolve_demonstration_path(path: Path) -> Path:
+    """Where a demonstration named in a config lives (SWE-agent reads relative paths from its config root)."""
+    if path.is_absolute():
+        return path
+    if "SWE_AGENT_CONFIG_ROOT" in os.environ:
+        return Path(os.environ["SWE_AGENT_CONFIG_ROOT"]) / path
+    return path.resolve() if path.exists() else REPO_ROOT / path
 
 
 @lru_cache(maxsize=256)

@@ -38,10 +38,14 @@ class Bundle(BaseModel):
     def commands(self) -> list[Command]:
         return list(_read_commands(self.path, tuple(self.hidden_tools)))
 
+    @property
+    def state_command(self) -> str | None:
+        """Run after every action; it writes /root/state.json, whose keys become template variables."""
+        return _read_config(self.path).get("state_command")
+
 
 @lru_cache(maxsize=64)
-def _read_commands(path: Path, hidden_tools: tuple[str, ...]) -> tuple[Command, ...]:
-    """Parsed once per process: the loop asks for the commands on every step."""
+def _read_config(path: Path) -> dict:
     config_file = path / "config.yaml"
     if not config_file.is_file():
         raise BundleError(f"{config_file}: tool bundle has no config.yaml (key 'agent.tools.bundles.path')")
@@ -49,7 +53,16 @@ def _read_commands(path: Path, hidden_tools: tuple[str, ...]) -> tuple[Command, 
         data = yaml.safe_load(config_file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise BundleError(f"{config_file}: invalid YAML ({exc})") from None
-    tools = data.get("tools") or {}
+    if not isinstance(data, dict) or not isinstance(data.get("state_command") or "", str):
+        raise BundleError(f"{config_file}: expected a mapping with 'tools' and an optional 'state_command' string")
+    return data
+
+
+@lru_cache(maxsize=64)
+def _read_commands(path: Path, hidden_tools: tuple[str, ...]) -> tuple[Command, ...]:
+    """Parsed once per process: the loop asks for the commands on every step."""
+    config_file = path / "config.yaml"
+    tools = _read_config(path).get("tools") or {}
     if not isinstance(tools, dict):
         raise BundleError(f"{config_file}: key 'tools': expected a mapping of command name to definition")
     commands = []

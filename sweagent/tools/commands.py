@@ -18,6 +18,8 @@ class Argument(BaseModel):
     enum: list[str] | None = None
     items: dict[str, Any] | None = None
     """Item schema when `type` is array."""
+    argument_format: str = "{{value}}"
+    """SWE-agent's key, accepted for its configs; OEC builds command lines by one rule (sweagent/tools/parsing.py)."""
 
 
 class Command(BaseModel):
@@ -28,8 +30,11 @@ class Command(BaseModel):
     signature: str | None = None
     """How the command is typed in a shell, e.g. `str_replace_editor <command> <path> [<file_text>]`."""
     arguments: list[Argument] = Field(default_factory=list)
+    end_name: str | None = None
+    """For a multi-line command typed as text (`edit 1:3` ... `end_of_edit`): the line that ends its input, which
+    the command then reads from a heredoc."""
 
-    def function_schema(self) -> dict[str, Any]:
+    def function_schema(self, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """The OpenAI tool schema used for native function calling."""
         properties: dict[str, Any] = {}
         for arg in self.arguments:
@@ -43,7 +48,7 @@ class Command(BaseModel):
             "type": "function",
             "function": {
                 "name": self.name,
-                "description": self.docstring or "",
+                "description": self.describe(variables or {}),
                 "parameters": {
                     "type": "object",
                     "properties": properties,
@@ -51,6 +56,14 @@ class Command(BaseModel):
                 },
             },
         }
+
+
+    def describe(self, variables: dict[str, Any]) -> str:
+        """The docstring with `{NAME}` filled from the tools' env_variables (`moves the window up {WINDOW} lines`)."""
+        text = self.docstring or ""
+        for name, value in variables.items():
+            text = text.replace(f"{{{name}}}", str(value))
+        return text
 
 
 BASH_COMMAND = Command(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -17,7 +19,13 @@ if TYPE_CHECKING:
 
 TOOLS_DIR = "/root/tools"
 REGISTRY_PATH = "/root/.swe-agent-env"
+STATE_PATH = "/root/state.json"
+"""Where the bundles' state commands write the template variables they report (SWE-agent's file)."""
 SUBMISSION_MARKER = "<<SWE_AGENT_SUBMISSION>>"
+EXIT_FORFEIT_TOKEN = "###SWE-AGENT-EXIT-FORFEIT###"
+"""Printed by `exit_forfeit` (tools/forfeit): the run ends with exit_forfeit."""
+RETRY_TOKENS = ("###SWE-AGENT-RETRY-WITH-OUTPUT###", "###SWE-AGENT-RETRY-WITHOUT-OUTPUT###")
+"""Markers SWE-agent tools may print; OEC shows the output without them."""
 
 
 class ToolFilterConfig(BaseModel):
@@ -67,6 +75,18 @@ class ToolConfig(BaseModel):
     """Longer observations are cut (with a note) before they reach the model."""
     filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
     """Interactive commands refused before they run."""
+    submit_command: str = "submit"
+    """The command that submits (SWE-agent's key; a submission is recognised by the marker submit prints)."""
+    submit_command_end_name: str | None = None
+    """Like a command's `end_name`, for a multi-line submit command."""
+    multi_line_command_endings: dict[str, str] = {}
+    """Extra multi-line commands: name -> the line that ends its input (bundles' `end_name` are added to these)."""
+    reset_commands: list[str | list[str]] = []
+    """Shell commands run in the session after the tools are installed (a list is joined with ' && ')."""
+    install_timeout: float = 300
+    """Seconds each bundle's install.sh and the reset commands may run."""
+    format_error_template: str | None = None
+    """Shown after a malformed answer; default: the parse function's own `format_error_template`."""
 
     @model_validator(mode="after")
     def _unique_command_names(self) -> ToolConfig:
@@ -90,13 +110,51 @@ class ToolConfig(BaseModel):
         return self.parse_function.type == "function_calling"
 
     def tool_schemas(self) -> list[dict[str, Any]]:
-        return [command.function_schema() for command in self.commands]
+        return [command.function_schema(self.env_variables) for command in self.commands]
+
+    @property
+    def state_commands(self) -> list[str]:
+        return [bundle.state_command for bundle in self.bundles if bundle.state_command]
+
+    def get_state(self, env: SWEEnv) -> dict[str, Any]:
+        """Run the bundles' state commands and read what they wrote (template variables such as open_file, diff).
+
+        The file is written by commands the model can also run, so anything but a JSON object of strings is
+        ignored rather than trusted."""
+        if not self.state_commands:
+            return {}
+        for command in self.state_commands:
+            env.communicate(command, timeout=self.execution_timeout)
+        try:
+            state = json.loads(env.read_file(STATE_PATH))
+        except Exception:
+            return {}
+        if not isinstance(state, dict):
+            return {}
+        return {str(key): value for key, value in state.items() if isinstance(value, str)}
+
+    def guard_multiline_input(self, action: str) -> str:
+        """Feed a multi-line command typed as text (`edit 1:3`, lines, `end_of_edit`) its lines through a heredoc,
+        as SWE-agent does, so the command reads them from stdin; other actions pass through unchanged."""
+        endings = {**self.multi_line_command_endings,
+                   **{c.name: c.end_name for c in self.commands if c.end_name}}
+        if self.submit_command_end_name:
+            endings[self.submit_command] = self.submit_command_end_name
+        if not endings:
+            return action
+        lines = action.split("\n")
+        for index, line in enumerate(lines):
+            words = line.split()
+            end_name = endings.get(words[0]) if words else None
+            if end_name and f"<< '{end_name}'" not in line and end_name in (l.strip() for l in lines[index + 1:]):
+                lines[index] = f"{line.rstrip()} << '{end_name}'"
+        return "\n".join(lines)
 
     def command_docs(self) -> str:
         """Tool documentation for the system prompt of text-parsed models."""
         blocks = []
         for command in self.commands:
-            lines = [f"{command.name}:", f"  docstring: {(command.docstring or '').strip()}"]
+            lines = [f"{command.name}:", f"  docstring: {command.describe(self.env_variables).strip()}"]
             if command.signature:
                 lines.append(f"  signature: {command.signature.strip()}")
             for arg in command.arguments:
@@ -115,11 +173,28 @@ class ToolConfig(BaseModel):
             env.upload(bundle.path, target)
             env.communicate(f"chmod +x {target}/bin/* 2>/dev/null; true")
             bin_dirs.append(f"{target}/bin")
-            if (bundle.path / "install.sh").is_file():
-                env.communicate(f"cd {target} && bash install.sh", check=True, timeout=300)
-        registry = {"ROOT": working_dir, **self.registry_variables}
+        registry = {"ROOT": working_dir, "TOOL_PYTHON": tool_python(env), **self.registry_variables}
         env.write_file(REGISTRY_PATH, json.dumps(registry))
+        env.write_file(STATE_PATH, "{}")
         exports = {**{k: str(v) for k, v in self.env_variables.items()}, "ROOT": working_dir}
         env.set_env_variables(exports)
         if bin_dirs:
             env.communicate(f"export PATH={':'.join(bin_dirs)}:$PATH", check=True)
+        for bundle in self.bundles:  # after PATH and registry are set: install scripts call _write_env
+            if (bundle.path / "install.sh").is_file():
+                # sourced, as SWE-agent does, so what an install script exports stays in the session
+                env.communicate(f"cd {TOOLS_DIR}/{bundle.name} && source install.sh", check=True, timeout=self.install_timeout)
+        for command in self.reset_commands:
+            line = command if isinstance(command, str) else " && ".join(command)
+            env.communicate(line, check=True, timeout=self.install_timeout)
+        env.communicate(f"cd {shlex.quote(working_dir)}", check=True)
+
+
+def tool_python(env: SWEEnv) -> str:
+    """The interpreter tool bundles run their helpers (flake8, filemap) with, apart from the task's own Python.
+
+    The sandbox shows OEC's own virtual environment read-only at the same path, and OEC pins what the bundles
+    need there (flake8); a container has only its image's `python3`."""
+    from sweagent.environment.deployment import SandboxDeploymentConfig
+
+    return sys.executable if isinstance(env.config.deployment, SandboxDeploymentConfig) else "python3"
