@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweagent.agent.agents import AgentConfig
+from sweagent.agent.retry_agent import AnyAgentConfig
 from sweagent.environment.container_deployment import ContainerError
 from sweagent.environment.deployment import ContainerDeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
@@ -62,8 +62,8 @@ LOCK_FILE = ".run_batch.lock"
 class RunBatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: AgentConfig
-    """The agent: templates, tools, model (often `type: switching`)."""
+    agent: AnyAgentConfig
+    """The agent: templates, tools, model (often `type: switching`), or `type: retry` (attempts, then a pick)."""
     env: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     """Where repositories live and commands run."""
     instances: BatchInstanceSourceConfig = Field(default_factory=BatchInstanceSourceConfig)

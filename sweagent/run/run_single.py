@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sweagent.agent.agents import AgentConfig, DefaultAgent, Profile
 from sweagent.agent.model_factory import get_model
 from sweagent.agent.models import LiteLLMModel, Model
+from sweagent.agent.retry_agent import AnyAgentConfig, RetryAgent, RetryAgentConfig
 from sweagent.agent.templates import TemplateError
 from sweagent.environment.problem import InstanceProblem, LocalRepoProblem, ProblemSource
 from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
@@ -44,8 +45,8 @@ a branch's replayed prefix came out otherwise than recorded (run-batch records t
 class RunSingleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: AgentConfig
-    """The agent: templates, tools, model."""
+    agent: AnyAgentConfig
+    """The agent: templates, tools, model (or `type: retry` with several agents and a retry loop)."""
     env: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
     """Where the repository lives and commands run."""
     output_dir: Path = Path("trajectories")
@@ -82,9 +83,16 @@ def problem_from_config(config: RunSingleConfig) -> ProblemSource:
     raise ConfigError("command line: give --instance_file with --instance_id, or --repo_path with --problem_statement")
 
 
-def build_agent(agent_config: AgentConfig, *, instance_id: str, replay_config: str | None, seed: int, traj_id: str) -> DefaultAgent:
-    """The agent for one rollout; a switching model brings its own profiles and switch schedule."""
+def build_agent(agent_config: AgentConfig | RetryAgentConfig, *, instance_id: str, replay_config: str | None, seed: int,
+                traj_id: str) -> DefaultAgent | RetryAgent:
+    """The agent for one rollout; a switching model brings its own profiles and switch schedule, a retry agent builds
+    one of these per attempt."""
     from sweagent.agent.switching_model import SwitchingModelConfig
+
+    if isinstance(agent_config, RetryAgentConfig):
+        return RetryAgent(agent_config, lambda attempt: build_agent(attempt, instance_id=instance_id, replay_config=replay_config,
+                                                                    seed=seed, traj_id=traj_id),
+                          instance_id=instance_id, replay_config=replay_config)
 
     if isinstance(agent_config.model, SwitchingModelConfig):
         switcher = agent_config.model.build(agent_config, instance_id=instance_id, seed=seed, traj_id=traj_id)
@@ -118,7 +126,15 @@ def check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, proble
         _check_agent(agent_config, env_config, problem, seed)
 
 
-def _check_agent(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int) -> None:
+def _check_agent(agent_config: AgentConfig | RetryAgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, seed: int) -> None:
+    if isinstance(agent_config, RetryAgentConfig):
+        try:  # the chooser's or reviewer's model
+            build_agent(agent_config, instance_id=problem.id, replay_config=None, seed=seed, traj_id=problem.id)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"agent.retry_loop: {exc}") from None
+        for attempt_config in agent_config.agent_configs:
+            _check_agent(attempt_config, env_config, problem, seed)
+        return
     try:
         agent = build_agent(agent_config, instance_id=problem.id, replay_config=None, seed=seed, traj_id=problem.id)
     except (OSError, ValueError) as exc:
