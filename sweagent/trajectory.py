@@ -149,7 +149,8 @@ class Trajectory(_Open):
         return [step.model_role for step in self.trajectory]
 
     def assistant_messages(self) -> list[HistoryMessage]:
-        return [m for m in self.history if m.role == "assistant"]
+        """The rollout's own answers; a demonstration's (`is_demo`, SWE-agent's put_demos_in_history) are not."""
+        return [m for m in self.history if m.role == "assistant" and not getattr(m, "is_demo", False)]
 
     def fill_roles(self, default_role: ModelRole) -> None:
         """Give every step and assistant message a role, inferring it where the file has none.
