@@ -23,6 +23,7 @@ from sweagent.mini_trajectory import is_mini_swe_agent, to_swe_agent_layout
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
 from sweagent.utils.secrets import redact_text
+from sweagent.utils.errors import OECError
 
 ModelRole = Literal["student", "expert"]
 TRAJ_SUFFIX = ".traj"
@@ -33,7 +34,7 @@ JOURNAL_SUFFIX = ".journal"
 _ROLLOUT_RE = re.compile(r"^(?P<iid>.+)__r(?P<rollout>\d+)(?:__b\d+)?$")  # a branch belongs to its rollout
 
 
-class TrajectoryError(ValueError):
+class TrajectoryError(OECError):
     """A `.traj` file that cannot be read; the message names the file and what is wrong."""
 
 

@@ -11,9 +11,10 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from sweagent.tools.bundles import REPO_ROOT
+from sweagent.utils.errors import OECError
 
 
-class TemplateError(ValueError):
+class TemplateError(OECError):
     """A template that uses an unknown variable or has a syntax error."""
 
 

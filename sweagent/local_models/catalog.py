@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sweagent.utils.cache import cache_root
+from sweagent.utils.errors import OECError
 
 HOST = "127.0.0.1"
 """The servers listen on loopback only: they have no API key and must never be reachable from the network."""
 
 
-class LocalModelError(ValueError):
+class LocalModelError(OECError):
     """A model, weight file or server that cannot be used; the message names the file, package or server."""
 
 

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from sweagent.tools.commands import Command
 from sweagent.utils.errors import describe_validation_error
+from sweagent.utils.errors import OECError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class BundleError(ValueError):
+class BundleError(OECError):
     """A bundle folder or its config.yaml that cannot be used."""
 
 

@@ -1,8 +1,13 @@
-"""The one-line form of a pydantic validation error that every bad-input message in OEC uses."""
+"""Bad input in OEC: the one error base class every command catches, and the one-line form of a validation error."""
 
 from __future__ import annotations
 
 from pydantic import ValidationError
+
+
+class OECError(ValueError):
+    """Input OEC cannot use (a file, a config key, an option); the message is one line naming it and what was
+    expected. Every stage's error type derives from it, so every command line turns it into that line and exit 2."""
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
