@@ -9,40 +9,32 @@ The command line (`python -m failure_categorization`, `./categorize_failures.sh`
 the results JSON, CSV and charts.
 """
 
-from failure_categorization.answers import Answer, majority_vote, parse_answer
-from failure_categorization.charts import write_charts
-from failure_categorization.compare import compare
-from failure_categorization.errors import CategorizationError
-from failure_categorization.judge import Judge, JudgeSettings
-from failure_categorization.prompt import JudgePrompt, PromptLimits, build_prompt
-from failure_categorization.report import build_results, write_results
-from failure_categorization.runner import RunOutcome, categorize
-from failure_categorization.selection import FailedTrajectory, Selection, select_failed
-from failure_categorization.taxonomy import ANALYSIS_ERROR, DEFAULT_TAXONOMY, Taxonomy, load_taxonomy
-from failure_categorization.verdicts import Verdict
+from sweagent.utils.lazy import lazy_exports
 
-__all__ = [
-    "ANALYSIS_ERROR",
-    "DEFAULT_TAXONOMY",
-    "Answer",
-    "CategorizationError",
-    "FailedTrajectory",
-    "Judge",
-    "JudgePrompt",
-    "JudgeSettings",
-    "PromptLimits",
-    "RunOutcome",
-    "Selection",
-    "Taxonomy",
-    "Verdict",
-    "build_prompt",
-    "build_results",
-    "categorize",
-    "compare",
-    "load_taxonomy",
-    "majority_vote",
-    "parse_answer",
-    "select_failed",
-    "write_charts",
-    "write_results",
-]
+_EXPORTS = {
+    "Answer": "failure_categorization.answers",
+    "majority_vote": "failure_categorization.answers",
+    "parse_answer": "failure_categorization.answers",
+    "write_charts": "failure_categorization.charts",
+    "compare": "failure_categorization.compare",
+    "CategorizationError": "failure_categorization.errors",
+    "Judge": "failure_categorization.judge",
+    "JudgeSettings": "failure_categorization.judge",
+    "JudgePrompt": "failure_categorization.prompt",
+    "PromptLimits": "failure_categorization.prompt",
+    "build_prompt": "failure_categorization.prompt",
+    "build_results": "failure_categorization.report",
+    "write_results": "failure_categorization.report",
+    "RunOutcome": "failure_categorization.runner",
+    "categorize": "failure_categorization.runner",
+    "FailedTrajectory": "failure_categorization.selection",
+    "Selection": "failure_categorization.selection",
+    "select_failed": "failure_categorization.selection",
+    "ANALYSIS_ERROR": "failure_categorization.taxonomy",
+    "DEFAULT_TAXONOMY": "failure_categorization.taxonomy",
+    "Taxonomy": "failure_categorization.taxonomy",
+    "load_taxonomy": "failure_categorization.taxonomy",
+    "Verdict": "failure_categorization.verdicts",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # the judge imports litellm (seconds): only when asked for
+__all__ = sorted(_EXPORTS)

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sweagent.ids import InstanceId, check_id
 from sweagent.utils.errors import describe_validation_error
+from sweagent.utils.errors import OECError
 
 
-class InstanceError(ValueError):
+class InstanceError(OECError):
     """An instance file or id that cannot be used; the message names the file, the key and what was expected."""
 
 

@@ -20,11 +20,12 @@ from sweagent.ids import InstanceId, TrajId, check_id
 from sweagent.trajectory import split_traj_id
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.files import write_json_atomic
+from sweagent.utils.errors import OECError
 
 PREDS_FILE = "preds.json"
 
 
-class PredictionError(ValueError):
+class PredictionError(OECError):
     """A prediction file that cannot be read; the message names the file and the problem."""
 
 

@@ -16,6 +16,7 @@ from covariate_shift_analysis.config import load_config
 from failure_categorization.cli import main as categorize_main
 from oec.evaluation.run import evaluate_run
 from oec.sft.pipeline import ConvertOptions, convert
+from oec.sft.prompt import DEFAULT_PROMPT_CONFIG
 from oec.sft.synthetic import StepSpec, build_trajectory, write_trajectory
 from sweagent.inspector.index import build_index
 from sweagent.tools.parsing import ToolCall
@@ -88,7 +89,8 @@ def test_resolved_mini_swe_agent_rollouts_become_sft_rows_that_train_every_turn(
     output = tmp_path / "sft.jsonl"
     summary = convert(ConvertOptions(runs=[str(graded["v1"]), str(graded["v2"])],
                                      evals=[str(graded["root"] / "v1-eval"), str(graded["root"] / "v2-eval")],
-                                     instances=[str(INSTANCES)], output=output, val_fraction=0.0), show_progress=False)
+                                     instances=[str(INSTANCES)], output=output, val_fraction=0.0,
+                                     prompt_config=DEFAULT_PROMPT_CONFIG), show_progress=False)  # mini records no agent config
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [row["traj_id"] for row in rows] == [MINI_RESOLVED, MINI_RESOLVED] and summary["dropped"] == {"unresolved": 2}
     for row in rows:

@@ -280,10 +280,10 @@ def test_oracle_expert_turns_are_kept_with_a_warning(tmp_path, capsys):
     ("args", "message"),
     [
         (["--evals", "nowhere"], "nowhere: eval directory does not exist (option --evals)"),
-        (["--evals", "eval", "--val_fraction", "1.5"], "option --val_fraction: Input should be less than 1"),
+        (["--evals", "eval", "--val_fraction", "1.5"], "command line: key 'val_fraction': Input should be less than 1"),
         (["--evals", "eval", "--prompt_config", "bad.yaml"], "bad.yaml: key 'agent.tools.parse_function': Input tag 'json'"),
         ([], "--evals is required with --resolved_only"),
-        (["--evals", "eval", "--output", "out.txt"], "option --output: Value error, expected a path ending in .jsonl"),
+        (["--evals", "eval", "--output", "out.txt"], "command line: key 'output': expected a path ending in .jsonl"),
     ],
 )
 def test_bad_input_is_one_line_naming_the_file_or_option_and_exit_status_2(tmp_path, capsys, monkeypatch, args, message):
@@ -293,6 +293,21 @@ def test_bad_input_is_one_line_naming_the_file_or_option_and_exit_status_2(tmp_p
     assert main(["--runs", "run", "--output", "out.jsonl", "--quiet", *args]) == 2
     error = capsys.readouterr().err.strip()
     assert message in error and "Traceback" not in error and len(error.splitlines()) == 1
+
+
+def test_options_come_from_config_files_and_dotted_keys_and_a_bad_value_names_its_source(tmp_path, capsys):
+    for index in range(4):
+        _write(tmp_path / "run", tmp_path / "eval", f"pkg__bug-{index}", _specs("sseee", tag=str(index)))
+    options = tmp_path / "options.yaml"
+    options.write_text(f"runs: [{tmp_path / 'run'}]\nevals: [{tmp_path / 'eval'}]\nval_fraction: 0.5\nmask_student: false\n")
+    output = tmp_path / "out" / "sft.jsonl"
+    assert main(["--config", str(options), "--output", str(output), "--repetition.scope", "all", "--quiet"]) == 0
+    summary = json.loads((tmp_path / "out" / "sft.summary.json").read_text())
+    assert (summary["options"]["val_fraction"], summary["options"]["mask_student"]) == (0.5, False)
+    assert summary["options"]["repetition"]["scope"] == "all" and summary["rows"] == {"train": 2, "validation": 2}
+    options.write_text("val_fraction: 2\n")
+    assert main(["--config", str(options), "--run_dir", "run", "--output", str(output), "--no-resolved_only"]) == 2
+    assert f"{options}: key 'val_fraction': Input should be less than 1" in capsys.readouterr().err
 
 
 # ---- files ------------------------------------------------------------------------------------------------------

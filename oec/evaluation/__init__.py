@@ -7,10 +7,10 @@
 `evaluate_prediction` grades one prediction; `read_report` reads a report written by either backend.
 """
 
-from oec.evaluation.errors import EvaluationError
-from oec.evaluation.local_harness import PredictionResult, evaluate_prediction
-from oec.evaluation.plan import EvalJob
-from oec.evaluation.reports import read_report
-from oec.evaluation.run import EvalRun, evaluate_run
+from sweagent.utils.lazy import lazy_exports
 
-__all__ = ["EvalJob", "EvalRun", "EvaluationError", "PredictionResult", "evaluate_prediction", "evaluate_run", "read_report"]
+_EXPORTS = {"EvaluationError": "oec.evaluation.errors", "PredictionResult": "oec.evaluation.local_harness",
+            "evaluate_prediction": "oec.evaluation.local_harness", "EvalJob": "oec.evaluation.plan",
+            "read_report": "oec.evaluation.reports", "EvalRun": "oec.evaluation.run", "evaluate_run": "oec.evaluation.run"}
+__getattr__ = lazy_exports(__name__, _EXPORTS)  # the harness imports swebench (seconds): only when asked for
+__all__ = sorted(_EXPORTS)

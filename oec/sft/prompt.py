@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -24,13 +24,11 @@ from sweagent.tools.tools import ToolConfig
 from sweagent.utils.errors import describe_validation_error
 
 from oec.sft.errors import SFTError
+from oec.sft.options import STYLE_PARSERS, Style
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROMPT_CONFIG = REPO_ROOT / "config" / "qwen32b_switch_claude_python_tools.yaml"
 """The paper setup, whose student prompt the benchmarks and synthetic trajectories use."""
-Style = Literal["xml", "tool", "ticks"]
-STYLE_PARSERS: dict[str, str] = {"xml": "xml_function_calling", "tool": "function_calling", "ticks": "thought_action"}
-Observations = Literal["full", "as_seen"]
 
 
 class _PromptSections(BaseModel):

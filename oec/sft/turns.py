@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from sweagent.tools.commands import Command
 from sweagent.tools.parsing import FormatError, FunctionCallingParser, ToolCall, action_to_call, validate_call
 from sweagent.trajectory import ModelRole, Trajectory, TrajectoryStep
+from sweagent.utils.errors import OECError
 
 SUBMIT = "submit"
 _EXIT_TURN = re.compile(r"\s*Exit(?:ing)? due to ")
 _NATIVE = FunctionCallingParser()
 
 
-class TurnError(ValueError):
+class TurnError(OECError):
     """A step whose action the student's tools cannot express."""
 
 

@@ -26,6 +26,7 @@ from swebench.harness.log_parsers.python import parse_log_pytest
 from sweagent.environment.repo_venv import ensure_test_venv
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.errors import describe_validation_error
+from sweagent.utils.errors import OECError
 
 DEFAULT_MOUNT = "/testbed"
 """Where the sandbox shows the workspace; SWE-smith's images use the same path."""
@@ -56,7 +57,7 @@ BUNDLED_PROFILES = Path(__file__).resolve().parents[2] / "config" / "demo" / PRO
 _SWESMITH_REPO = r"^(?P<org>[A-Za-z0-9_.-]+)/(?P<owner>[A-Za-z0-9_.-]+?)__(?P<name>[A-Za-z0-9_.-]+)\.(?P<commit>[0-9a-f]{8})$"
 
 
-class RepoProfileError(ValueError):
+class RepoProfileError(OECError):
     """An unknown repository name or a bad profiles file; the message says what to add or fix."""
 
 

@@ -23,11 +23,12 @@ from pathlib import Path
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.cache import cache_root
 from sweagent.utils.scratch import process_scratch_dir
+from sweagent.utils.errors import OECError
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".zip")
 
 
-class SourceError(ValueError):
+class SourceError(OECError):
     """The pinned source cannot be fetched or does not match its pin; the build must stop."""
 
 

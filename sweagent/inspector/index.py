@@ -16,6 +16,7 @@ from oec.evaluation.reports import REPORT_FILE, ReportSummary, read_report
 from sweagent.ids import id_problem
 from sweagent.trajectory import (MINI_TRAJ_SUFFIX, TRAJ_SUFFIX, ModelRole, Trajectory, TrajectoryError,
                                  find_trajectory_file, load_trajectory_outline, split_traj_id)
+from sweagent.utils.errors import OECError
 
 ROLES: tuple[ModelRole, ...] = ("student", "expert")
 KINDS = {"student+expert": "both models acted", "student only": "the expert never acted",
@@ -24,7 +25,7 @@ EVAL_SUBDIR = "eval"
 """Where `eval_swesmith.sh` puts a run's eval dir by default; used when no --eval_dir is given."""
 
 
-class InspectError(ValueError):
+class InspectError(OECError):
     """A path or option `sweagent inspect` cannot use; the message is the one line shown."""
 
 

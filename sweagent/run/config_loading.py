@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from sweagent.tools.bundles import REPO_ROOT
 from sweagent.utils.secrets import MASK, redact_data, register_secret
+from sweagent.utils.errors import OECError
 
 T = TypeVar("T", bound=BaseModel)
 COMMAND_LINE = "command line"
@@ -28,7 +29,7 @@ _SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|auth[_-]?token|access[_-
 _SECRET_FIELDS = {"extra_headers", "headers", "env"}
 
 
-class ConfigError(ValueError):
+class ConfigError(OECError):
     """A config that cannot be used; the message is one line naming the source and the key path."""
 
 
