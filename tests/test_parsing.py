@@ -144,7 +144,7 @@ def test_function_calling_rejects_malformed_calls_with_a_useful_message(tool_cal
         ("```\nls\n```", "no function call"),
         (_xml("bash", command="ls") + "\n" + _xml("bash", command="pwd"), "more than one function call"),
         (_xml("bash", command="ls") + "\nthen <function=bash>", "more than one function call"),
-        ("<function=bash>\n<parameter=command>ls</parameter>\n", "not closed with </function>"),
+        ("<function=bash>\n<parameter=command>ls", "not closed with </function>"),
         (_xml("run", command="ls"), "unknown function 'run'"),
         (_xml("str_replace_editor", command="view"), "missing required parameter(s) path"),
         (_xml("bash", command="ls", cwd="/"), "unknown parameter(s) cwd for 'bash'"),
@@ -157,6 +157,23 @@ def test_xml_rejects_malformed_answers_with_a_useful_message(content, message):
     with pytest.raises(FormatError) as caught:
         XML.parse(f"Thought.\n{content}", None, COMMANDS)
     assert message in str(caught.value)
+
+
+def test_xml_call_cut_at_the_stripped_stop_sequence_is_complete():
+    """The paper's student config stops at `</function>`, and vLLM and llama.cpp leave the stop sequence out."""
+    parsed = XML.parse("List it.\n<function=bash>\n<parameter=command>ls -la</parameter>\n", None, COMMANDS)
+    assert parsed.call == ToolCall("bash", {"command": "ls -la"}) and parsed.thought == "List it."
+    assert XML.parse("Done.\n<function=submit>\n", None, COMMANDS).call == ToolCall("submit", {})
+
+
+@pytest.mark.parametrize("language", ["python", "py", "Python3"])
+def test_a_fenced_block_tagged_python_is_not_run_as_a_shell_command(language):
+    content = f"Check the fix:\n```{language}\nfrom addict import Dict\nprint(Dict(a={{'b': 2}}))\n```"
+    with pytest.raises(FormatError) as caught:
+        TICKS.parse(content, None, COMMANDS)
+    assert f"tagged `{language.lower()}`, so it was not run" in str(caught.value)
+    assert "python /tmp/check.py" in str(caught.value)
+    assert TICKS.parse(content.replace(f"```{language}", "```bash"), None, COMMANDS).action.startswith("from addict")
 
 
 def test_xml_value_may_contain_closing_tags_and_the_tags_of_parameters_already_given():

@@ -173,7 +173,11 @@ class DefaultAgent:
                 raise _ExitRun("exit_command_timeout", f"{self._consecutive_timeouts} timeouts in a row")
             observation = render(self.profile.templates.command_cancelled_timeout_template, command=action, timeout=tools.execution_timeout)
         except BashIncorrectSyntaxError as exc:
-            observation = f"Your bash command has a syntax error and was not run:\n{exc}"
+            # bash's own report quotes the offending line as written; swe-rex's message repr()s the whole command,
+            # and models copy those escapes back, doubling them every step.
+            details = getattr(exc, "extra_info", None) or {}
+            observation = render(self.profile.templates.shell_check_error_template, command=action,
+                                 bash_stdout=details.get("bash_stdout", ""), bash_stderr=details.get("bash_stderr", str(exc)))
         elapsed = time.perf_counter() - started
         self._execution_time += elapsed
         if self._execution_time > tools.total_execution_timeout:

@@ -124,6 +124,12 @@ class LiteLLMModelConfig(BaseModel):
     """Retries with exponential backoff on transient errors."""
     completion_kwargs: dict[str, Any] = {}
     """Extra arguments passed to litellm.completion (e.g. `{"stop": ["</function>"]}`)."""
+    tool_call_prefill: str | None = None
+    """When tools are offered, the answer is made to start with this text, sent as a last assistant message (a prefill,
+    which llama.cpp's OpenAI and Anthropic endpoints continue). `"<tool_call>\n"` for Qwen2.5 behind llama.cpp: its
+    grammar for `tool_choice: required` still lets text come before the call, and a small model writes a fenced JSON
+    block there and never gets to the call; started inside the call, the grammar holds the model to a valid call, which
+    the server returns as `tool_calls`. Never stored in the history."""
 
 
 class ReplayModelConfig(BaseModel):
@@ -213,6 +219,8 @@ class LiteLLMModel:
         }
         if tools:
             kwargs["tools"] = tools
+            if cfg.tool_call_prefill:
+                kwargs["messages"] = [*messages, {"role": "assistant", "content": cfg.tool_call_prefill}]
         for key, value in [("api_base", cfg.api_base), ("api_key", _resolve_secret(cfg.api_key)),
                            ("top_p", cfg.top_p), ("max_tokens", cfg.max_output_tokens)]:
             if value is not None:

@@ -36,7 +36,11 @@ class ModelSpec:
     default_port: int
     """Port tried first; another free one is chosen when it is taken."""
     default_ctx: int = 32768
-    """Context window in tokens (Qwen2.5-Coder's native length): room for long agent histories."""
+    """Context window in tokens per slot (Qwen2.5-Coder's native length): room for long agent histories."""
+    chat_template: str | None = "qwen2_5_one_tool_call.jinja"
+    """Template file next to this module served instead of the GGUF's own (None: the GGUF's). Qwen2.5's own renders
+    any number of tool calls per turn, so llama.cpp's tool-call grammar accepts several and a small model repeats its
+    call until max_tokens; this copy renders one, which makes llama.cpp allow exactly one call per answer."""
 
     @property
     def requirements(self) -> list[str]:

@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--model_path", help="serve your own GGUF instead of the pinned weights")
     start.add_argument("--ctx", type=int, help="context window in tokens (default 32768)")
     start.add_argument("--threads", type=int, help="CPU threads (default: every core this process may use)")
+    start.add_argument("--parallel", type=int, help="requests served at once, e.g. one per rollout worker (default 1)")
     start.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the server to be healthy")
     start.add_argument("--export", action="store_true", help="for scripts: print OEC_<NAME>_API_BASE=<url> lines "
                        "(what the local configs read), and the usual report on stderr")
@@ -70,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
             for name in names:
                 info = ensure_server(
                     name, port=args.port, model_path=args.model_path, ctx=args.ctx, threads=args.threads,
-                    timeout=args.timeout,
+                    parallel=args.parallel, timeout=args.timeout,
                 )
                 how = "started" if info.started_by_us else "already running"
                 report = f"{name:<8} {how:<15} {info.api_base}  model {info.litellm_model}  pid {info.pid}"

@@ -1,4 +1,4 @@
-"""The server process: llama.cpp (through xllamacpp) serving one GGUF behind an OpenAI-compatible API.
+"""The server process: llama.cpp (through xllamacpp) serving one GGUF behind OpenAI- and Anthropic-compatible APIs.
 
 `server.py` spawns this module as its own process, so the CLI that started it can exit and `stop` can end it.
 It writes a ready file with its URL (the port may be kernel-chosen) once the model is loaded and listening, then sleeps until
@@ -25,6 +25,9 @@ from sweagent.utils.files import write_json_atomic
 
 PROMPT_CACHE_RAM_MIB = 2048
 """llama.cpp keeps evicted prompt prefixes in RAM (8 GiB by default); two servers must share 24 GiB with the agents."""
+CACHE_REUSE_CHUNK = 256
+"""Smallest run of tokens llama.cpp shifts into place from the cached prompt when an earlier part changed: an agent's
+history processors rewrite old observations, so a step's prompt shares long stretches after the first change too."""
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -35,6 +38,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", required=True, type=int, help="0 lets the kernel pick a free port")
     parser.add_argument("--ctx", required=True, type=int)
     parser.add_argument("--threads", required=True, type=int)
+    parser.add_argument("--parallel", type=int, default=1, help="requests served at once (one slot each, ctx tokens each)")
+    parser.add_argument("--chat_template", type=Path, help="Jinja chat template to use instead of the GGUF's own")
     parser.add_argument("--ready_file", required=True, type=Path)
     parser.add_argument("--lora", type=Path, help="a GGUF LoRA adapter to apply on top of the model (a trained student)")
     parser.add_argument("--owner_pid", type=int, help="stop when this process exits")
@@ -73,11 +78,15 @@ def main(argv: list[str] | None = None) -> NoReturn:
         params.lora_adapters = [xllamacpp.CommonAdapterLoraInfo(str(args.lora), 1.0)]
     params.hostnames = [HOST]
     params.port = args.port
-    params.n_ctx = args.ctx
-    params.n_parallel = 1
+    # Every slot gets the whole window: llama.cpp splits n_ctx among the slots.
+    params.n_ctx = args.ctx * args.parallel
+    params.n_parallel = args.parallel
+    if args.chat_template is not None:
+        params.chat_template = args.chat_template.read_text(encoding="utf-8")
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.cache_prompt = True
+    params.n_cache_reuse = CACHE_REUSE_CHUNK
     params.cache_ram_mib = PROMPT_CACHE_RAM_MIB
     params.ui = False
     server = xllamacpp.Server(params)  # returns once the model is loaded and the HTTP server listens

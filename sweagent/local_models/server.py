@@ -39,7 +39,8 @@ OWNER_ENV = "OEC_LOCAL_MODELS_OWNER"
 """PID whose exit stops the servers started while it is set (scripts/local_models.sh exports the script's own)."""
 BUSY_GRACE_S = 30.0
 """How long a live server of ours may miss health checks (a starved CPU) before `ensure_server` replaces it."""
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_MODULE_DIR = Path(__file__).resolve().parent
+_REPO_ROOT = _MODULE_DIR.parents[1]
 # Health checks go straight to loopback, whatever proxy the environment configures.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -57,7 +58,10 @@ class ServerInfo(BaseModel):
     """Kernel start time of `pid`; tells our server apart from a later process that reuses the PID."""
     model_path: str
     ctx: int
+    """Context window of each slot, in tokens."""
     threads: int
+    parallel: int = 1
+    """Slots: requests the server works on at once (batched together), e.g. one per rollout worker."""
     log_path: str
     owner_pid: int | None = None
     """The server stops itself when this process exits; None: it runs until stopped."""
@@ -96,6 +100,7 @@ def ensure_server(
     model_path: str | Path | None = None,
     ctx: int | None = None,
     threads: int | None = None,
+    parallel: int | None = None,
     state_dir: Path | None = None,
     timeout: float = START_TIMEOUT_S,
     owner_pid: int | None = None,
@@ -110,7 +115,7 @@ def ensure_server(
     lora_path = trained.lora_path if trained is not None else None
     if trained is not None and model_path is None:
         model_path = trained.model_path
-    for option, value in (("ctx", ctx), ("threads", threads)):
+    for option, value in (("ctx", ctx), ("threads", threads), ("parallel", parallel)):
         if value is not None and value < 1:
             raise LocalModelError(f"--{option} {value}: expected a positive number")
     state_dir = _state_dir(state_dir)
@@ -118,7 +123,10 @@ def ensure_server(
         current = _read_state(state_dir, name)
         if current is not None:
             if _is_healthy(current, grace=BUSY_GRACE_S):
-                _check_compatible(current, port=port, model_path=model_path, ctx=ctx, threads=threads, lora_path=lora_path)
+                _check_compatible(
+                    current, port=port, model_path=model_path, ctx=ctx, threads=threads, parallel=parallel,
+                    lora_path=lora_path,
+                )
                 return current
             _terminate(current)
             _state_path(state_dir, name).unlink(missing_ok=True)
@@ -131,6 +139,8 @@ def ensure_server(
             port=_choose_port(port, spec.default_port),
             ctx=ctx if ctx is not None else spec.default_ctx,
             threads=threads if threads is not None else default_threads(),
+            parallel=parallel or 1,
+            chat_template=_MODULE_DIR / spec.chat_template if spec.chat_template else None,
             state_dir=state_dir,
             timeout=timeout,
             owner_pid=owner_pid if owner_pid is not None else _owner_from_env(),
@@ -313,8 +323,8 @@ def _choose_port(requested: int | None, default: int) -> int:
 
 
 def _spawn(
-    name: str, *, alias: str, model_path: Path, lora_path: Path | None, port: int, ctx: int, threads: int, state_dir: Path,
-    timeout: float, owner_pid: int | None,
+    name: str, *, alias: str, model_path: Path, lora_path: Path | None, port: int, ctx: int, threads: int, parallel: int,
+    chat_template: Path | None, state_dir: Path, timeout: float, owner_pid: int | None,
 ) -> ServerInfo:
     """Start the server process in its own session and wait until it answers /health."""
     owner_args: list[str] = []
@@ -329,8 +339,10 @@ def _spawn(
     ready_file.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", SERVE_MODULE, "--name", name, "--alias", alias, "--model_path", str(model_path),
-        "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--ready_file", str(ready_file), *owner_args,
+        "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--parallel", str(parallel),
+        "--ready_file", str(ready_file), *owner_args,
         *(["--lora", str(lora_path)] if lora_path is not None else []),
+        *(["--chat_template", str(chat_template)] if chat_template is not None else []),
     ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(_REPO_ROOT), os.environ.get("PYTHONPATH")])))
     with open(log_path, "wb") as log:
@@ -339,7 +351,7 @@ def _spawn(
             start_new_session=True,
         )
     try:
-        with Console(stderr=True).status(f"starting the {name} server ({model_path.name}, ctx {ctx})"):
+        with Console(stderr=True).status(f"starting the {name} server ({model_path.name}, {parallel} x ctx {ctx})"):
             url = _wait_ready(process, ready_file, log_path, name, timeout)
     except BaseException:
         process.kill()
@@ -352,7 +364,8 @@ def _spawn(
         raise LocalModelError(f"the {name} server (pid {process.pid}) vanished right after starting; see {log_path}")
     return ServerInfo(
         name=name, model_alias=alias, url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid,
-        pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, log_path=str(log_path),
+        pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, parallel=parallel,
+        log_path=str(log_path),
         owner_pid=owner_pid, lora_path=str(lora_path) if lora_path is not None else None,
     )
 

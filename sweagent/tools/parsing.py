@@ -327,6 +327,8 @@ _PARAMETER_CLOSE = "</parameter>"
 _AFTER_PARAMETER = re.compile(r"\s*(?:<parameter=([^>\s]*)>|\Z)")
 _FUNCTION_CLOSE = "</function>"
 _TWO_FUNCTIONS = re.compile(r"</function>\s*<function=")
+_ENDS_AFTER_PARAMETERS = re.compile(r"(?:.*</parameter>)?\s*\Z", re.DOTALL)
+"""An answer that ends right after its last parameter (or right after `<function=NAME>`): its call is complete."""
 
 
 def _parameter_end(body: str, start: int, given: set[str]) -> int:
@@ -374,6 +376,8 @@ class XMLFunctionCallingParser(_Parser):
         if opening is None:
             raise FormatError("your answer has no function call; end it with exactly one <function=NAME>...</function> block")
         end = text.rfind(_FUNCTION_CLOSE)
+        if end < opening.end() and _ENDS_AFTER_PARAMETERS.match(text, opening.end()):
+            end = len(text)  # stopped at the `</function>` stop sequence, which servers strip (the paper's config)
         if end < opening.end():
             raise FormatError(f"the call of '{opening.group(1)}' is not closed with </function>")
         body = text[opening.end() : end]
@@ -418,6 +422,8 @@ class XMLFunctionCallingParser(_Parser):
 
 
 _FENCE = re.compile(r"(`{3,})(.*)")
+_NOT_SHELL = {"python", "python3", "py", "pycon", "json", "diff", "patch"}
+"""Info strings of fenced blocks that hold something other than a shell command: models paste code there."""
 _BACKTICK_RUN = re.compile(r"`+")
 
 
@@ -441,6 +447,7 @@ class ThoughtActionParser(_Parser):
     def parse(self, content: str | None, tool_calls: list[dict[str, Any]] | None, commands: list[Command]) -> ParsedOutput:
         lines = (content or "").split("\n")
         last_block: tuple[int, int] | None = None
+        language = last_language = ""
         opened: tuple[int, int] | None = None
         for index, line in enumerate(lines):
             fence = _FENCE.fullmatch(line)
@@ -448,12 +455,19 @@ class ThoughtActionParser(_Parser):
                 continue
             ticks, info = len(fence.group(1)), fence.group(2)
             if opened is None and "`" not in info:
-                opened = (index, ticks)
+                opened, language = (index, ticks), info.strip().lower()
             elif opened is not None and ticks >= opened[1] and not info.strip():
-                last_block, opened = (opened[0], index), None
+                last_block, last_language, opened = (opened[0], index), language, None
         if last_block is None:
             problem = "its code block is not closed with ```" if opened else "it has no command in a ``` fenced code block"
             raise FormatError(f"your answer has no command: {problem}")
+        if last_language in _NOT_SHELL:
+            raise FormatError(
+                f"your last code block is tagged `{last_language}`, so it was not run: the block must hold a shell "
+                f"command, not {last_language} text. "
+                "To run Python, write it to a file with a heredoc (cat > /tmp/check.py <<'EOF' ... EOF) and run "
+                "`python /tmp/check.py`, or use `python -c '...'`; to change a file, use str_replace_editor"
+            )
         start, end = last_block
         action = "\n".join(lines[start + 1 : end])
         thought = "\n".join(lines[:start] + lines[end + 1 :]).strip()
