@@ -100,6 +100,25 @@ def test_heredoc_and_multiline_commands_run_as_written(session: Session, workspa
     assert "syntax error" in excinfo.value.extra_info["bash_stderr"]
 
 
+def test_any_text_reaches_bash_unchanged_and_a_syntax_error_runs_nothing(session: Session, workspace: Path) -> None:
+    # tabs (readline would complete), `!` (history expansion), quotes, backslashes, non-ASCII, no final newline
+    text = "\tindented\t!x !! $'q' \"dq\" \\n \\ ünï €\r\n`tick` ${A} }\n{\nEOF2 x"
+    observation = session.run(f"cat <<'EOF' > t.txt\n{text}\nEOF\nprintf %s done")
+    assert observation.output == "done" and observation.exit_code == 0
+    assert (workspace / "t.txt").read_bytes() == (text + "\n").encode()
+    assert session.run("printf 'no newline'; (exit 7)").output == "no newline"
+    assert session.run("(exit 7)").exit_code == 7 and session.run("").exit_code == 0
+    assert session.run("# only a comment").output == ""
+    with pytest.raises(BashIncorrectSyntaxError):
+        session.run("touch ran.txt\nif true; then echo unclosed")
+    with pytest.raises(BashIncorrectSyntaxError):
+        session.run("echo 'unterminated")
+    assert not (workspace / "ran.txt").exists()
+    # printed prompt-like text and variables do not end a command early
+    assert session.run("set | grep -c OECPS1; env | grep -c PS1; echo end").output.split()[-1] == "end"
+    assert session.run("echo after").output.strip() == "after"
+
+
 def test_timeout_raises_command_timeout_error_and_interrupt_recovers_the_session(session: Session) -> None:
     session.run("cd /tmp && export KEPT=yes")
     started = time.monotonic()

@@ -22,8 +22,10 @@ import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from swerex.exceptions import SessionExistsError
 from swerex.runtime.abstract import (
     Action,
+    CreateBashSessionRequest,
     CreateSessionRequest,
     CreateSessionResponse,
     IsAliveResponse,
@@ -34,6 +36,7 @@ from swerex.runtime.abstract import (
 from swerex.runtime.local import LocalRuntime
 
 from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire, truncate_output
+from sweagent.environment.sandbox_session import SandboxBashSession
 
 _PR_SET_DUMPABLE = 4
 
@@ -92,14 +95,14 @@ class _Runtime(LocalRuntime):
         return observation
 
     async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
-        """Sessions skip pexpect's 50 ms pause before every write.
-
-        The pause exists for password prompts that switch echo off late; a bash session without echo does not
-        need it, and with two writes per command it would be most of the per-command overhead.
-        """
-        response = await super().create_session(request)
-        self.sessions[request.session].shell.delaybeforesend = None  # type: ignore[attr-defined]
-        return response
+        """Bash sessions are `SandboxBashSession`s: no fixed pauses, commands parsed whole by bash itself."""
+        if request.session in self.sessions:
+            raise SessionExistsError(f"session {request.session} already exists")
+        if not isinstance(request, CreateBashSessionRequest):
+            raise ValueError(f"unknown session type: {request!r}")
+        session = SandboxBashSession(request)
+        self.sessions[request.session] = session
+        return await session.start()
 
     async def upload(self, request: UploadRequest) -> UploadResponse:
         """Copy the host-staged file or directory to its target, creating parents; directories merge into an
