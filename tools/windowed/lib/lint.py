@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-import registry
+from windowed_file import registry  # the registry module, found where windowed_file looks for it
 
 DEFAULT_SELECT = "F821,F822,F831,E111,E112,E113,E999,E902"
 """SWE-agent's selection: undefined names, duplicate arguments, indentation and syntax errors."""
