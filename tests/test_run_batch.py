@@ -70,9 +70,15 @@ def test_rollouts_preds_and_exit_statuses(tmp_path):
     assert len(statuses["instances_by_exit_status"]["submitted"]) == 4
     switch_points = {traj_id: load_trajectory(traj_path(run_dir, traj_id)).info.oec.switched_at_step for traj_id in preds}
     assert all(k in (0, 1, 2) for k in switch_points.values())
-    # a rerun with the same seed draws the same switch points; everything finished is skipped
+    role_stats = (run_dir / "run_batch_role_stats.yaml").read_text()
+    assert yaml.safe_load(role_stats)["expert"]["rollouts"] == sum(k < 3 for k in switch_points.values())
+    # a rerun with the same seed draws the same switch points; everything finished is skipped, and the summary files
+    # rebuilt from what the run dir holds (read once, at the start) say what the first run's results said
+    written = (run_dir / "run_batch_exit_statuses.yaml").read_text()
     again = run_batch(build_config(RunBatchConfig, [tmp_path / "batch.yaml"], [("rollouts_per_instance", 2)]))
     assert sum(again.values()) == 0
+    assert (run_dir / "run_batch_exit_statuses.yaml").read_text() == written
+    assert (run_dir / "run_batch_role_stats.yaml").read_text() == role_stats
 
 
 def test_kill_9_then_rerun_finishes_the_rest_without_redoing_finished_rollouts(tmp_path):
@@ -100,6 +106,8 @@ def test_kill_9_then_rerun_finishes_the_rest_without_redoing_finished_rollouts(t
     for iid in ids:
         assert load_trajectory(traj_path(run_dir, iid)).info.exit_status == "submitted"
     assert len(json.loads((run_dir / "preds.json").read_text())) == 3
+    statuses = yaml.safe_load((run_dir / "run_batch_exit_statuses.yaml").read_text())
+    assert statuses == {"instances_by_exit_status": {"submitted": sorted(ids)}}  # the killed run's results kept
 
 
 def test_ray_executor_runs_several_instances(tmp_path):

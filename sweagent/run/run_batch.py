@@ -347,7 +347,7 @@ def _run_jobs(config: RunBatchConfig, jobs: list[RolloutJob], record: BatchRecor
                     counts["infra_failed"] += job.size - len(summaries)
                 progress.advance(task, job.size)
                 refresh()
-                record.write()
+                record.write_soon()
                 shared = watch.verdict(job, summaries[0] if summaries else None, error)
                 if shared is not None:
                     return counts, shared
