@@ -41,7 +41,7 @@ def call(name: str, **arguments) -> dict:
 
 
 def run(tmp_path: Path, repo: Path, bundles: list[str], outputs: list, *, parse: str = "thought_action",
-        templates: dict | None = None, env_variables: dict | None = None):
+        templates: dict | None = None, env_variables: dict | None = None, registry_variables: dict | None = None):
     replay = tmp_path / "replay.yaml"
     replay.write_text(yaml.safe_dump(outputs))
     config_file = tmp_path / "config.yaml"
@@ -49,7 +49,8 @@ def run(tmp_path: Path, repo: Path, bundles: list[str], outputs: list, *, parse:
         "agent": {
             "templates": {"system_template": "{{command_docs}}", **(templates or {})},
             "tools": {"bundles": [{"path": f"tools/{name}"} for name in ["registry", *bundles, "submit"]],
-                      "parse_function": {"type": parse}, "env_variables": env_variables or {}},
+                      "parse_function": {"type": parse}, "env_variables": env_variables or {},
+                      "registry_variables": registry_variables or {}},
             "model": {"type": "replay", "replay_path": str(replay)},
         },
         "output_dir": str(tmp_path / "out"),
@@ -169,3 +170,14 @@ def test_filemap_diff_state_multilingual_setup_and_forfeit(tmp_path, repo):
     assert obs[2] == "42"  # multilingual_setup: `python` exists in the session
     assert trajectory.info.exit_status == "exit_forfeit"
     assert "+    return a + b" in trajectory.info.submission  # the diff is still recorded
+
+
+def test_the_editor_shows_a_large_python_file_as_an_outline_with_use_filemap(tmp_path, repo):
+    big = "".join(f"def f{i}(x):\n" + "".join(f"    x += {j}\n" for j in range(6)) + "    return x\n\n\n" for i in range(300))
+    (repo / "big.py").write_text(big)
+    view = call("str_replace_editor", command="view", path="/testbed/big.py")
+    ranged = call("str_replace_editor", command="view", path="/testbed/big.py", view_range=[1, 3])
+    _, obs = run(tmp_path, repo, ["edit_anthropic"], [view, ranged, call("submit")], parse="function_calling",
+                 registry_variables={"USE_FILEMAP": "true"})
+    assert obs[0].startswith("<NOTE>This file is too large") and "     1 def f0(x):\n     2 ... eliding lines 2-8 ..." in obs[0]
+    assert obs[1].splitlines()[1:] == ["     1\tdef f0(x):", "     2\t    x += 0", "     3\t    x += 1"]

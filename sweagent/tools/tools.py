@@ -173,7 +173,8 @@ class ToolConfig(BaseModel):
             env.upload(bundle.path, target)
             env.communicate(f"chmod +x {target}/bin/* 2>/dev/null; true")
             bin_dirs.append(f"{target}/bin")
-        registry = {"ROOT": working_dir, "TOOL_PYTHON": tool_python(env), **self.registry_variables}
+        registry = {"ROOT": working_dir, "TOOL_PYTHON": tool_python(env), "PROBLEM_STATEMENT": env.problem.problem_statement,
+                    **self.registry_variables}
         env.write_file(REGISTRY_PATH, json.dumps(registry))
         env.write_file(STATE_PATH, "{}")
         exports = {**{k: str(v) for k, v in self.env_variables.items()}, "ROOT": working_dir}
