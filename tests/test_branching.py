@@ -126,3 +126,27 @@ def test_branches_need_a_switching_model(tmp_path):
     single.write_text(yaml.safe_dump({"agent": {"model": {"type": "replay", "replay_path": str(tmp_path / "r.yaml")}}}))
     with pytest.raises(ConfigError, match="branches=2 needs agent.model.type 'switching'"):
         build_config(RunBatchConfig, [single], [("branches", "2")])
+
+
+def test_a_sampling_expert_continues_one_prefix_in_different_ways(tmp_path, monkeypatch):
+    from sweagent.local_models.server import ensure_server
+
+    monkeypatch.chdir(REPO)
+    server = ensure_server("student")  # the local 0.5B, sampling at temperature 1, as the expert of each branch
+    expert = {"name": "openai/student", "api_base": server.api_base, "api_key": "local", "temperature": 1.0,
+              "max_output_tokens": 48, "per_instance_call_limit": 2, "input_cost_per_token": 0, "output_cost_per_token": 0}
+    overlay = tmp_path / "sampling_expert.yaml"
+    overlay.write_text(yaml.safe_dump({"agent": {"max_requeries": 0, "model": {"models": [
+        {"model": {"type": "replay", "name": "scripted-student", "replay_path": "config/schemes/scripted_student_outputs.yaml"}},
+        {"model": expert}]}}}))
+    batch = build_config(RunBatchConfig, [*BASE, overlay], [("instances.slice", ":1"), ("output_dir", str(tmp_path / "run")),
+                                                            ("branches", "3")])
+    run_batch(batch)
+    prefix_id = f"{first_id()}__r0"
+    branches = [load_trajectory(traj_path(tmp_path / "run", f"{prefix_id}__b{j}")) for j in range(3)]
+    k = branches[0].info.oec.switched_at_step
+    assert all(b.info.oec.expert.stats["api_calls"] >= 1 and b.info.oec.prefix_steps == k for b in branches)
+    assert len({dumped(s) for b in branches for s in b.trajectory[:k]}) == k  # one shared prefix
+    continuations = {json.dumps([(s.response, s.observation) for s in b.trajectory[k:]]) + str(b.info.exit_message)
+                     for b in branches}
+    assert len(continuations) > 1, continuations
