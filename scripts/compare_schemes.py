@@ -3,7 +3,8 @@
     python scripts/compare_schemes.py trajectories/oec trajectories/window trajectories/mixture [--evals E1 E2 E3]
 
 Each run dir is graded by `<run>/eval` unless `--evals` names the eval dirs in the same order; a rollout without a
-report counts as unresolved. Spend is per resolved rollout, so schemes compare at equal expert budget.
+report counts as unresolved. Spend is per resolved rollout, so schemes compare at equal expert budget. A branched run
+(`run-batch --branches N`) shows its student prefixes beside its rollouts; a prefix's student calls count once.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from pathlib import Path
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.reports import REPORT_FILE, read_report
 from sweagent.agent.switching.accounting import usage_by_role
-from sweagent.trajectory import TrajectoryError, iter_trajectory_files, load_trajectory
+from sweagent.trajectory import TrajectoryError, iter_trajectory_files, load_trajectory_outline
 
-COLUMNS = ["scheme", "switch_type", "rollouts", "resolved", "expert step share", "hand-overs/rollout",
+COLUMNS = ["scheme", "switch_type", "rollouts", "student prefixes", "resolved", "expert step share", "hand-overs/rollout",
            "expert calls/resolved", "expert tokens/resolved", "expert $/resolved", "student calls/resolved"]
 
 
@@ -28,15 +29,17 @@ def _resolved(eval_dir: Path, traj_id: str) -> bool:
 
 def scheme_row(run_dir: Path, eval_dir: Path) -> list[str]:
     paths = list(iter_trajectory_files(run_dir))
-    trajectories = [load_trajectory(path) for path in paths]
+    trajectories = [load_trajectory_outline(path) for path in paths]
     resolved = sum(_resolved(eval_dir, path.parent.name) for path in paths)
     usage = usage_by_role(trajectories)
     expert, student = usage["expert"], usage["student"]
     steps = expert.steps + student.steps
     types = sorted({t.info.oec.switch_type if t.info.oec else "single model" for t in trajectories})
     handovers = sum(len(t.info.oec.handovers) for t in trajectories if t.info.oec)
+    prefixes = {getattr(t.info.oec, "prefix_id", None) or path.parent.name if t.info.oec else path.parent.name
+                for t, path in zip(trajectories, paths)}
     per = (lambda value: f"{value / resolved:.1f}") if resolved else (lambda value: "-")
-    return [run_dir.name, ",".join(types), str(len(trajectories)), str(resolved),
+    return [run_dir.name, ",".join(types), str(len(trajectories)), str(len(prefixes)), str(resolved),
             f"{expert.steps / steps:.2f}" if steps else "-", f"{handovers / len(trajectories):.1f}" if trajectories else "-",
             per(expert.api_calls), per(expert.tokens), f"{expert.instance_cost / resolved:.4f}" if resolved else "-",
             per(student.api_calls)]

@@ -150,3 +150,37 @@ def test_a_sampling_expert_continues_one_prefix_in_different_ways(tmp_path, monk
     continuations = {json.dumps([(s.response, s.observation) for s in b.trajectory[k:]]) + str(b.info.exit_message)
                      for b in branches}
     assert len(continuations) > 1, continuations
+
+
+def test_branch_trajectories_are_graded_turned_into_sft_rows_and_grouped_by_instance(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from covariate_shift_analysis.groups import list_group
+
+    monkeypatch.chdir(REPO)
+    run_dir = tmp_path / "run"
+    assert run_batch(config(tmp_path, ("branches", 2), ("instances.slice", ":2"))) == {"submitted": 4}
+    python = [sys.executable, "-m"]
+    graded = subprocess.run([*python, "oec.evaluation", str(run_dir), "--instances", str(INSTANCES), "--num_workers", "1"],
+                            capture_output=True, text=True, timeout=900)
+    assert graded.returncode == 0, graded.stderr[-2000:]
+    rows_file = tmp_path / "sft.jsonl"
+    converted = subprocess.run([*python, "oec.sft.cli", "--runs", str(run_dir), "--evals", str(run_dir / "eval"),
+                                "--instances", str(INSTANCES), "--output", str(rows_file), "--val_fraction", "0", "--quiet"],
+                               capture_output=True, text=True, timeout=900)
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    ids = [load_instances(INSTANCES)[i].instance_id for i in (0, 1)]
+    branch_ids = {f"{iid}__r0__b{j}": iid for iid in ids for j in (0, 1)}
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert rows and {row["traj_id"] for row in rows} <= set(branch_ids)
+    for row in rows:
+        trajectory = load_trajectory(traj_path(run_dir, row["traj_id"]))
+        roles = trajectory.step_roles()
+        assert row["instance_id"] == branch_ids[row["traj_id"]] and row["resolved"]
+        assert row["model_switch_idx"] == trajectory.info.oec.prefix_steps == roles.index("expert")
+        weights = [m["weight"] for m in row["messages"] if m["role"] == "assistant"]
+        assert weights[: len(roles)] == [int(role == "expert") for role in roles]
+    grouped = list_group("branches", [run_dir])
+    assert {iid: sorted(r.traj_id for r in rollouts) for iid, rollouts in grouped.items()} == \
+        {iid: sorted(t for t, i in branch_ids.items() if i == iid) for iid in ids}
