@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Resolved OEC trajectories -> SFT data that trains only on the expert's turns. `./convert_to_sft.sh --help` for options.
-#   ./convert_to_sft.sh --runs trajectories/run1 --evals evals/run1 --output data/sft.jsonl
+# Resolved OEC trajectories -> SFT data that trains only on the expert's turns.
+#   ./convert_to_sft.sh --runs trajectories/run1 --evals trajectories/run1/eval --output data/sft.jsonl
+# `./convert_to_sft.sh --help` lists the options. Exit status 2: bad input (one line on stderr).
 set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$REPO/scripts/cli.sh"
-source "$REPO/scripts/env.sh"
-exec "${OEC_PYTHON_M[@]}" oec.sft.cli "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/cli.sh"
+oec_stage oec.sft.cli "$@"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# SFT data -> a trained student (LoRA by default) whose loss covers only the expert's turns. `./train_sft.sh --help`.
+# SFT data -> a trained student (LoRA by default) whose loss covers only the expert's turns.
 #   ./train_sft.sh --data sft/oec.jsonl --model tiny --output_dir runs/tiny --max_steps 8
+# `./train_sft.sh --help` lists the options. Exit status 2: bad input (one line on stderr).
 set -euo pipefail
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$REPO/scripts/cli.sh"
-source "$REPO/scripts/env.sh"
-exec "${OEC_PYTHON_M[@]}" oec.training.cli "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/scripts/cli.sh"
+oec_stage oec.training.cli "$@"

@@ -9,25 +9,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
-from failure_categorization.charts import write_charts
-from failure_categorization.compare import compare
-from failure_categorization.errors import CategorizationError
-from failure_categorization.judge import Judge, JudgeSettings
-from failure_categorization.prompt import PromptLimits
-from failure_categorization.report import build_results, write_readme, write_results
-from failure_categorization.runner import categorize, prompt_for, split_cases
-from failure_categorization.selection import select_failed
-from failure_categorization.taxonomy import ANALYSIS_ERROR, DEFAULT_TAXONOMY, load_taxonomy
-from sweagent.instance import InstanceError, load_instances
-from sweagent.local_models import LocalModelError, ensure_server, get_spec
-from sweagent.utils.files import write_json_atomic
+from sweagent.utils.cli import StageParser, run_stage
 from sweagent.utils.log import setup_cli_output
-from sweagent.utils.secrets import register_secret
 
+from failure_categorization.taxonomy import DEFAULT_TAXONOMY
+
+PROG = "categorize_failures.sh"
 LOCAL_JUDGE = "expert"
 """Local model server that judges when no --model is given."""
 OUTPUT_SUBDIR = "failure_categorization"
@@ -40,13 +29,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m failure_categorization",
+def _parser() -> StageParser:
+    parser = StageParser(
+        prog=PROG,
         description="Sort failed agent trajectories into failure categories with an LLM judge, and chart them.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("categorize", help="judge the failed trajectories of a run directory")
+    run = commands.add_parser("categorize", prog=PROG, help="judge the failed trajectories of a run directory")
     where = run.add_argument_group("what to judge")
     where.add_argument("--run_dir", type=Path, required=True, help="run directory with <traj_id>/<traj_id>.traj files")
     where.add_argument("--eval_dir", type=Path, help="eval directory with <traj_id>/report.json (SWE-smith format)")
@@ -79,14 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--retries", type=int, default=2, help="retries per request, with backoff (default %(default)s)")
     how.add_argument("--max_repositories", type=_positive, default=30, help="columns of the repository heatmap")
     how.add_argument("--dry_run", action="store_true", help="print the prompts that would be sent, and stop")
-    cmp = commands.add_parser("compare", help="agreement and Cohen's kappa between two judges' results")
+    cmp = commands.add_parser("compare", prog=f"{PROG} compare", help="agreement and Cohen's kappa between two judges' results")
     cmp.add_argument("first", type=Path, help="failure_categories.json of one judge")
     cmp.add_argument("second", type=Path, help="failure_categories.json of the other judge")
     cmp.add_argument("--output", type=Path, help="also write the comparison as JSON here")
     return parser
 
 
-def _settings(args: argparse.Namespace) -> JudgeSettings:
+def _settings(args: argparse.Namespace) -> Any:
+    from failure_categorization.judge import JudgeSettings
+    from failure_categorization.prompt import PromptLimits
+    from sweagent.local_models import get_spec
+
     model = args.model or f"openai/{get_spec(LOCAL_JUDGE).name}"
     temperature = args.temperature if args.temperature is not None else (0.0 if args.samples == 1 else 0.7)
     return JudgeSettings(
@@ -107,6 +100,10 @@ def _settings(args: argparse.Namespace) -> JudgeSettings:
 
 def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
     """(api_base, api_key): the local server's, started if needed, or what the user named."""
+    from failure_categorization.errors import CategorizationError
+    from sweagent.local_models import ensure_server
+    from sweagent.utils.secrets import register_secret
+
     if args.model is None:
         return ensure_server(LOCAL_JUDGE).api_base, "local"
     if args.api_key_env is None:
@@ -119,7 +116,15 @@ def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return args.api_base, key
 
 
-def run_categorize(args: argparse.Namespace, console: Console, command: list[str]) -> int:
+def run_categorize(args: argparse.Namespace, console: Any, command: list[str]) -> int:
+    from failure_categorization.charts import write_charts
+    from failure_categorization.judge import Judge
+    from failure_categorization.report import build_results, write_readme, write_results
+    from failure_categorization.runner import categorize, prompt_for, split_cases
+    from failure_categorization.selection import select_failed
+    from failure_categorization.taxonomy import load_taxonomy
+    from sweagent.instance import load_instances
+
     taxonomy = load_taxonomy(args.taxonomy)
     settings = _settings(args)
     instances = None
@@ -169,7 +174,11 @@ def run_categorize(args: argparse.Namespace, console: Console, command: list[str
     return 0
 
 
-def _print_summary(console: Console, results: dict, asked: int, reused: int) -> None:
+def _print_summary(console: Any, results: dict, asked: int, reused: int) -> None:
+    from rich.table import Table
+
+    from failure_categorization.taxonomy import ANALYSIS_ERROR
+
     summary = results["summary"]
     statuses = list(summary["category_by_exit_status"])
     table = Table(title=f"failure categories ({asked} asked, {reused} reused)")
@@ -190,7 +199,12 @@ def _print_summary(console: Console, results: dict, asked: int, reused: int) -> 
     )
 
 
-def run_compare(args: argparse.Namespace, console: Console) -> int:
+def run_compare(args: argparse.Namespace, console: Any) -> int:
+    from rich.table import Table
+
+    from failure_categorization.compare import compare
+    from sweagent.utils.files import write_json_atomic
+
     result = compare(args.first, args.second)
     if args.output:
         write_json_atomic(args.output, result)
@@ -210,18 +224,24 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _run(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    console = Console(stderr=True, soft_wrap=True)
+    if args.command == "compare":
+        return run_compare(args, console)
+    return run_categorize(args, console, ["python", "-m", "failure_categorization", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        argv = ["categorize", "--help"]
+    elif argv[0] not in ("categorize", "compare"):
+        argv = ["categorize", *argv]  # judging is what the command is for; `compare` has to be named
     setup_cli_output()
-    console = Console(stderr=True, soft_wrap=True)
-    try:
-        if args.command == "compare":
-            return run_compare(args, console)
-        return run_categorize(args, console, ["python", "-m", "failure_categorization", *argv])
-    except (CategorizationError, InstanceError, LocalModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_stage(PROG, lambda: _run(argv))
 
 
 if __name__ == "__main__":

@@ -11,20 +11,21 @@ oec_need_value() {
   if [ $# -lt 2 ] || [[ $2 == --* ]]; then oec_usage_error "option $1 needs a value"; fi
 }
 
-# For scripts that hand their options to a Python CLI: `exec "${OEC_PYTHON_M[@]}" MODULE "$@"` runs
-# `python -m MODULE "$@"` with argparse's usage errors (pytest's too) reported the same way, on one line.
-OEC_PYTHON_M=(python -c '
-import argparse, runpy, sys
-
-prog, module = sys.argv.pop(1), sys.argv.pop(1)
-
-
-def error(parser, message):
-    parser.exit(2, f"{prog}: {message} (see {prog} --help)\n")
-
-
-argparse.ArgumentParser.error = error
-# Parser classes with their own error() (pytest raises its UsageError there) are defined later: patch them as they are.
-argparse.ArgumentParser.__init_subclass__ = classmethod(lambda cls, **kwargs: setattr(cls, "error", error))
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-' "$OEC_PROG")
+# MODULE ARGS...: what every stage script is. Installs what is missing (scripts/setup.sh), activates the environment
+# and runs `python -m MODULE ARGS...` under oec_run, so a local model server the stage starts (the judge's) is
+# stopped however it ends. --help, once the environment exists, only asks the module. The Python CLIs parse the options
+# and write their own one-line usage errors (sweagent/utils/cli.py).
+oec_stage() {
+  local module="$1" arg wants_help=no repo
+  shift
+  repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  for arg in "$@"; do case "$arg" in -h|--help) wants_help=yes ;; esac; done
+  if [ "$wants_help" = yes ] && [ -x "${OEC_VENV:-$repo/.venv}/bin/python" ]; then
+    source "$repo/scripts/env.sh"
+    exec python -m "$module" "$@"
+  fi
+  "$repo/scripts/setup.sh"
+  source "$repo/scripts/env.sh"
+  source "$repo/scripts/local_models.sh"
+  oec_run python -m "$module" "$@"
+}

@@ -9,4 +9,4 @@ case "${1:-}" in -h|--help) exec "$REPO/.venv/bin/python" -m oec.training.dagger
 "$REPO/scripts/setup.sh"
 source "$REPO/scripts/env.sh"
 source "$REPO/scripts/local_models.sh"
-oec_run "${OEC_PYTHON_M[@]}" oec.training.dagger "$@"
+oec_run python -m oec.training.dagger "$@"

@@ -15,7 +15,7 @@ Usage: scripts/run_pipeline.sh [options]
   --instances_file F    instance file (default: config/demo/instances.json)
   --student_calls N     call limit of the pure-student group (default: 6)
   --judge_limit N       failed trajectories the judge looks at (default: 4; 0 skips the judge)
-  --workers N           parallel rollouts and evaluations (default: 2)
+  --num_workers N       parallel rollouts and evaluations (default: 2; also --workers)
 Groups: oec (student -> oracle at a step drawn from 1..3), student (never switches), expert (oracle from step 0).
 Reruns resume every stage. The local model servers started here are stopped however the script ends.
 TXT
@@ -34,13 +34,13 @@ while [ $# -gt 0 ]; do
     --instances_file) oec_need_value "$@"; instances="$2" ;;
     --student_calls) oec_need_value "$@"; student_calls="$2" ;;
     --judge_limit) oec_need_value "$@"; judge_limit="$2" ;;
-    --workers) oec_need_value "$@"; workers="$2" ;;
+    --num_workers|--workers) oec_need_value "$@"; workers="$2" ;;
     *) oec_usage_error "unknown option '$1'" ;;
   esac
   shift 2
 done
 for number in "$n" "$k" "$student_calls" "$judge_limit" "$workers"; do
-  [[ $number =~ ^[0-9]+$ ]] || oec_usage_error "--instances, --rollouts, --student_calls, --judge_limit and --workers take whole numbers, not '$number'"
+  [[ $number =~ ^[0-9]+$ ]] || oec_usage_error "--instances, --rollouts, --student_calls, --judge_limit and --num_workers take whole numbers, not '$number'"
 done
 
 "$REPO/scripts/setup.sh"
@@ -70,7 +70,7 @@ batch expert --agent.model.switch.type step_count --agent.model.switch.step 0
 
 echo "== [3/6] evaluation"
 for group in oec student expert; do
-  oec_run "$REPO/eval_swesmith.sh" "$out/runs/$group" --instances "$instances" --workers "$workers" || [ $? -eq 1 ]
+  oec_run "$REPO/eval_swesmith.sh" "$out/runs/$group" --instances "$instances" --num_workers "$workers" || [ $? -eq 1 ]
 done
 
 echo "== [4/6] SFT conversion (resolved OEC trajectories, student turns masked)"
@@ -79,8 +79,8 @@ oec_run "$REPO/convert_to_sft.sh" --runs "$out/runs/oec" --evals "$out/runs/oec/
 
 echo "== [5/6] covariate shift"
 oec_run "$REPO/analyze_covariate_shift.sh" --group "expert=$out/runs/expert" --group "student=$out/runs/student" \
-  --group "oec=$out/runs/oec" --reference expert --output-dir "$out/covariate_shift" \
-  --bootstrap.replicates 200 --no-progress
+  --group "oec=$out/runs/oec" --reference expert --output_dir "$out/covariate_shift" \
+  --bootstrap.replicates 200 --no_progress
 
 if [ "$judge_limit" -gt 0 ]; then
   echo "== [6/6] failure categorization (judge: local 1.5B)"

@@ -12,4 +12,8 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v tmux >/dev/null 2>&1; t
 fi
 source "$REPO/scripts/env.sh"
 cd "$REPO"
-exec "${OEC_PYTHON_M[@]}" pytest -q "$@"
+# The options this script documents get the scripts' one-line usage error; any other is pytest's own to report.
+for ((i = 1; i <= $#; i++)); do
+  case "${!i}" in -k|-m) oec_need_value "${@:i}" ;; esac
+done
+exec python -m pytest -q "$@"

@@ -433,18 +433,18 @@ def test_bad_input_is_one_line_naming_the_problem(tmp_path: Path, capsys: pytest
     cases = [
         ([str(tmp_path / "absent")], f"{tmp_path / 'absent'}: run directory does not exist"),
         ([str(run_dir)], f"{run_dir}: no preds.json and no readable <traj_id>/<traj_id>.pred files"),
-        ([str(run_dir), "--workers", "0"], "--workers: expected a positive number of workers, got 0"),
+        ([str(run_dir), "--workers", "0"], "command line: key 'num_workers': Input should be greater than or equal to 1"),
         ([str(run_dir), "--backend", "docker", "--timeout", "5"], "--timeout: only the local backend takes it"),
         ([str(run_dir), "--run_id", "x"], "--run_id: only the docker backend takes it"),
     ]
     for argv, message in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"eval_swesmith: {message}") and err.count("\n") == 1, err
+        assert err.startswith(f"eval_swesmith.sh: error: {message}") and err.count("\n") == 1, err
     write_run(run_dir, {"a": predict(INSTANCES[0].instance_id, "")}, {})
     (tmp_path / "bad.json").write_text("{not json")
     assert main([str(run_dir), "--instances", str(tmp_path / "bad.json")]) == 2
-    assert capsys.readouterr().err.startswith(f"eval_swesmith: {tmp_path / 'bad.json'}: not valid JSON")
+    assert capsys.readouterr().err.startswith(f"eval_swesmith.sh: error: {tmp_path / 'bad.json'}: not valid JSON")
 
 
 def test_an_instance_the_harness_cannot_build_is_reported_and_retried_while_the_batch_goes_on(

@@ -286,7 +286,7 @@ def test_bad_input_is_one_line_naming_file_and_key_with_exit_2(
     argv = ["categorize", "--run_dir", str(run_dir), "--dry_run", *[str(taxonomy) if a == "TAXONOMY_FILE" else a for a in args]]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and err.startswith("error:") and "Traceback" not in err
+    assert message in err and err.startswith("categorize_failures.sh: error:") and "Traceback" not in err
 
 
 def test_a_taxonomy_cannot_claim_the_reserved_analysis_error(tmp_path: Path) -> None:

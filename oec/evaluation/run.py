@@ -5,20 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from rich.console import Console
 
 from oec.evaluation.docker_harness import evaluate_with_docker
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.local_harness import PredictionResult, evaluate_locally
+from oec.evaluation.options import DEFAULT_INSTANCES, EVAL_SUBDIR, Backend
 from oec.evaluation.plan import plan_evaluation
 from oec.evaluation.summary import build_summary, print_summary, write_summary
 
-DEFAULT_INSTANCES = Path(__file__).resolve().parents[2] / "config" / "demo" / "instances.json"
-EVAL_SUBDIR = "eval"
-"""The default eval dir is `<RUN_DIR>/eval`: results travel with the run (no .traj or .pred lives there)."""
-Backend = Literal["local", "docker"]
 
 
 @dataclass
@@ -47,7 +44,7 @@ def evaluate_run(
 ) -> EvalRun:
     """Grade every prediction of `run_dir` that has no report yet, then write and print the run summary."""
     if workers < 1:
-        raise EvaluationError(f"--workers: expected a positive number of workers, got {workers}")
+        raise EvaluationError(f"--num_workers: expected a positive number of workers, got {workers}")
     if timeout_s is not None and timeout_s <= 0:
         raise EvaluationError(f"--timeout: expected a positive number of seconds, got {timeout_s:g}")
     if backend == "docker" and timeout_s is not None:

@@ -21,7 +21,6 @@ rebuilds one whose profile, pins or instances changed.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import hashlib
 import json
@@ -39,6 +38,7 @@ from pathlib import Path
 from sweagent.environment.container_deployment import ContainerError, engine_failure, run_engine
 from sweagent.environment.repo_profiles import DEFAULT_MOUNT, RepoProfile, files_of_tests, get_profile
 from sweagent.environment.repo_venv import RepoVenv
+from sweagent.utils.cli import StageParser
 from sweagent.environment.sandbox import SANDBOX_UID
 from sweagent.environment.source_cache import cache_root, pristine_tree
 from sweagent.environment.swesmith_profiles import image_name
@@ -228,7 +228,7 @@ class ImageBuilder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="docker_images.sh build", description=__doc__.split("\n\n")[0])
+    parser = StageParser(prog="docker_images.sh build", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=Path, action="append", metavar="FILE",
                         help=f"instance file(s) whose repositories get images (default: {DEFAULT_INSTANCES.relative_to(DEFAULT_INSTANCES.parents[2])})")
     parser.add_argument("--engine", default="docker", help="container CLI: docker (default) or podman")
