@@ -224,7 +224,8 @@ def test_interleaved_rollouts_become_sft_rows_weighted_by_each_turns_role(tmp_pa
 
 
 @pytest.mark.parametrize("overlay, switch_type", [("one_switch", "random_step_range"), ("expert_window", "expert_window"),
-                                                  ("teacher_continuation", "expert_window"), ("mixture", "mixture")])
+                                                  ("teacher_continuation", "expert_window"), ("mixture", "mixture"),
+                                                  ("branching", "random_step_range")])
 def test_every_scheme_overlay_loads_on_the_oracle_demo_config(overlay, switch_type):
     from sweagent.run.config_loading import build_config
     from sweagent.run.run_batch import RunBatchConfig
@@ -233,6 +234,7 @@ def test_every_scheme_overlay_loads_on_the_oracle_demo_config(overlay, switch_ty
     config = build_config(RunBatchConfig, [config_dir / "local_oracle_demo.yaml", config_dir / "schemes" / f"{overlay}.yaml"], [])
     assert config.agent.model.switch.type == switch_type
     assert config.output_dir == Path("trajectories/schemes") / overlay  # its own run dir, for compare_schemes.py
+    assert config.branches == (3 if overlay == "branching" else 1)
 
 
 def test_after_a_window_the_student_gets_its_own_prompt_and_format_back(tmp_path, repo):
