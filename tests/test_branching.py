@@ -184,3 +184,33 @@ def test_branch_trajectories_are_graded_turned_into_sft_rows_and_grouped_by_inst
     grouped = list_group("branches", [run_dir])
     assert {iid: sorted(r.traj_id for r in rollouts) for iid, rollouts in grouped.items()} == \
         {iid: sorted(t for t, i in branch_ids.items() if i == iid) for iid in ids}
+
+
+def test_kill_9_during_a_replayed_branch_then_rerun_keeps_the_finished_branches(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    student = ["Wait a little.\n```\nsleep 2\n```", "Now the files.\n```\nls\n```", "Done.\n```\nsubmit\n```"]
+    batch = config(tmp_path, student=student)
+    config_file = tmp_path / "batch.yaml"
+    config_file.write_text(yaml.safe_dump(batch.model_dump(mode="json")))
+    process = subprocess.Popen([sys.executable, "-m", "sweagent", "run-batch", "--config", str(config_file)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    run_dir = tmp_path / "run"
+    b0, b1 = (traj_path(run_dir, f"{first_id()}__r0__b{j}") for j in (0, 1))
+    deadline = time.time() + 240
+    while time.time() < deadline and not b0.with_suffix(".pred").exists():
+        time.sleep(0.2)
+    while time.time() < deadline and not b1.exists():  # branch 1 is replaying the prefix (its sleep)
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert b0.with_suffix(".pred").exists() and not b1.with_suffix(".pred").exists(), "the kill came too late"
+    kept = b0.stat().st_mtime_ns
+    counts = run_batch(build_config(RunBatchConfig, [config_file], []))
+    assert counts == {"submitted": 2}  # branches 1 and 2; branch 0's prefix stands
+    assert b0.stat().st_mtime_ns == kept
+    assert load_trajectory(b1).info.oec.prefix_source == b0.parent.name
