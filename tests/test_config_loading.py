@@ -120,3 +120,16 @@ def test_a_bad_extends_is_one_line_naming_the_file(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         build_config(Outer, [path], [])
     assert message.format(dir=tmp_path) in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    (("agent.model.switch.end", "x"), "agent.model.switch.end"),
+    (("agent.model.models.0.model.temperature", "hot"), "agent.model.models.0.model.temperature"),
+    (("agent.tools.parse_function.type", "json"), "agent.tools.parse_function"),
+    (("env.deployment.memory_mb", "1"), "env.deployment.memory_mb"),
+])
+def test_errors_name_the_key_as_the_user_wrote_it_and_blame_the_command_line_for_its_values(override, key):
+    # pydantic's locations carry union tags (agent.default.model.switching.switch.random_step_range.end)
+    with pytest.raises(ConfigError) as info:
+        build_config(RunBatchConfig, [REPO / "config" / "local_demo.yaml"], [override])
+    assert str(info.value).startswith(f"command line: key '{key}': ")

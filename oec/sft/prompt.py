@@ -117,7 +117,7 @@ def student_prompt(agent: Any, where: str, style: Style | None = None) -> Studen
             else:
                 parts = config.templates, config.tools, list(config.history_processors)
     except ValidationError as exc:
-        raise SFTError(f"{where}: {describe_validation_error(exc, 'agent')}") from None
+        raise SFTError(f"{where}: {describe_validation_error(exc, 'agent', agent)}") from None
     templates, tools, history_processors = parts
     return StudentPrompt(templates, _with_style(tools, style), history_processors)
 

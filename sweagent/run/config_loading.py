@@ -19,8 +19,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweagent.tools.bundles import REPO_ROOT
+from sweagent.utils.errors import OECError, user_key_path
 from sweagent.utils.secrets import MASK, redact_data, register_secret
-from sweagent.utils.errors import OECError
 
 T = TypeVar("T", bound=BaseModel)
 COMMAND_LINE = "command line"
@@ -244,21 +244,24 @@ def build_config(model: type[T], config_files: list[Path], overrides: list[tuple
         for parts in as_text:
             _set_path(merged, list(parts), texts.pop(parts))
     error = errors[0]
-    loc = tuple(str(part) for part in error["loc"])
-    key_path = ".".join(part for part in loc if not part.startswith(("function-after", "tagged-union")))
-    origin = _origin_of(loc, origins) or (", ".join(map(str, config_files)) or COMMAND_LINE)
+    user_path = user_key_path(error["loc"], merged, error["type"] == "missing")
+    key_path = ".".join(user_path)
+    origin = _origin_of(user_path, origins) or (", ".join(map(str, config_files)) or COMMAND_LINE)
     expected = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         expected = "unknown key (typo? see the config classes in sweagent/ for the valid keys)"
     raise ConfigError(f"{origin}: key '{key_path}': {expected}")
 
 
-def _origin_of(loc: tuple[str, ...], origins: dict[tuple[str, ...], str]) -> str | None:
-    """The source that set the deepest part of `loc` (pydantic adds union tags to the path; skip those)."""
-    for length in range(len(loc), 0, -1):
-        for path, origin in origins.items():
-            if _matches(path, loc[:length]):
-                return origin
+def _origin_of(user_path: tuple[str, ...], origins: dict[tuple[str, ...], str]) -> str | None:
+    """The source that set the bad value: the last one that set the key or anything below it (`--x.type json` for an
+    error at `x`), else the one that set the nearest key above it."""
+    below = [origin for path, origin in origins.items() if path[:len(user_path)] == user_path]
+    if below:
+        return below[-1]
+    for length in range(len(user_path) - 1, 0, -1):
+        if user_path[:length] in origins:
+            return origins[user_path[:length]]
     return None
 
 
