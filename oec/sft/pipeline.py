@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from rich.progress import track
 
 from sweagent.instance import load_instances
 from sweagent.tools.parsing import FormatError
-from sweagent.trajectory import ModelRole, TrajectoryError, load_trajectory
+from sweagent.trajectory import TrajectoryError, load_trajectory
 from sweagent.utils.files import write_json_atomic, write_text_atomic
 from sweagent.utils.secrets import redact_data
 

@@ -6,6 +6,7 @@ import importlib
 import logging
 import sys
 
+from sweagent.utils.errors import OECError
 from sweagent.utils.log import setup_cli_output
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -60,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     _console_logging(CONSOLE_LOG_LEVELS.get(name, logging.WARNING))
     try:
         return int(module.main(rest) or 0)
+    except OECError as exc:  # bad input a subcommand did not report itself: one line, as everywhere
+        print(f"sweagent {name}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"sweagent {name}: interrupted", file=sys.stderr)
         return 130

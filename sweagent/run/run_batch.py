@@ -52,6 +52,7 @@ from sweagent.run.run_single import (
     run_one,
 )
 from sweagent.trajectory import Trajectory, TrajectoryError, load_trajectory, traj_id_for, traj_path
+from sweagent.utils.errors import OECError
 from sweagent.utils.files import write_text_atomic
 
 CONFIG_DUMP_FILE = "run_batch.config.yaml"
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         config_files, overrides = parse_cli(argv)
         config = build_config(RunBatchConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides)
         counts = run_batch(config)
-    except (ConfigError, InstanceError) as exc:
+    except OECError as exc:  # every bad-input error of OEC derives from it
         print(f"sweagent run-batch: {exc}", file=sys.stderr)
         return 2
     unfinished = counts["infra_failed"] + counts["failed"]

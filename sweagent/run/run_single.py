@@ -26,10 +26,11 @@ from sweagent.agent.retry_agent import AnyAgentConfig, RetryAgent, RetryAgentCon
 from sweagent.agent.templates import TemplateError
 from sweagent.environment.problem import InstanceProblem, LocalRepoProblem, ProblemSource
 from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
-from sweagent.instance import InstanceError, find_instance
+from sweagent.instance import find_instance
 from sweagent.predictions import Prediction, write_prediction
 from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact, resolve_config_path
 from sweagent.trajectory import Trajectory, traj_path
+from sweagent.utils.errors import OECError
 from sweagent.utils.files import write_text_atomic
 from sweagent.utils.secrets import RedactingFilter
 
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = problem_from_config(config)
         prepare_output_dir(config.output_dir)
         check_agent(config.agent, config.env, problem, config.seed)
-    except (ConfigError, InstanceError, ValueError) as exc:
+    except OECError as exc:  # every bad-input error of OEC derives from it
         print(f"sweagent run: {exc}", file=sys.stderr)
         return 2
     trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id=problem.id,
