@@ -142,6 +142,14 @@ class SandboxDeployment(ServerDeployment):
         self._runtime = runtime
         self.logger.debug("sandbox started: %s at %s", self._workspace, self._mount)
 
+    async def stop(self) -> None:
+        """Kill the sandbox at once (its pid namespace takes every process in it, and nothing inside needs an
+        orderly end: the workspace lives on the host), then give back and remove its scratch folders."""
+        if self._runtime is not None:
+            self._runtime.terminate()
+            self._runtime = None
+        self._scratch.close()
+
     def _spawn(self, layout: SandboxLayout) -> SandboxRuntime:
         """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout)."""
         request_read, request_write = os.pipe()

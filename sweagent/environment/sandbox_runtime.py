@@ -323,16 +323,22 @@ class SandboxRuntime(AbstractRuntime):
                 response = await self._call("close", None, deadline=_CLOSE_TIMEOUT_S)
             except Exception as exc:  # closing must always end the process, whatever the sessions did
                 self.logger.warning("sandbox: closing the sessions failed: %s", exc)
+        self.terminate(wait=_CLOSE_TIMEOUT_S)
+        return response
+
+    def terminate(self, wait: float = 0.0) -> None:
+        """End the server: close its request pipe, give it `wait` seconds to exit, then kill whatever is left
+        (every process in the sandbox; its cgroups go too). Later calls fail with SandboxProcessError."""
         with self._lock:
             self._dead = self._dead or "the sandbox was closed"
         with self._write_lock:
             self._requests.close()
-        try:
-            self._process.wait(timeout=_CLOSE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pass
-        self._sandbox.kill()  # also removes its cgroups
-        return response
+        if wait > 0:
+            try:
+                self._process.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                pass
+        self._sandbox.kill()
 
 
 class ServerDeployment(AbstractDeployment):

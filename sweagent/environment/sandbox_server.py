@@ -1,4 +1,5 @@
-"""The process inside the sandbox: serves swerex's own LocalRuntime over JSON lines on two private pipes.
+"""The process inside the sandbox: serves swerex's runtime API (our bash sessions, commands, files) over JSON lines
+on two private pipes.
 
 Started by the host as `python -I -m sweagent.environment.sandbox_server REQUEST_FD REPLY_FD` inside bwrap. The
 pipes are not the sandbox's stdin/stdout: bwrap's own pid 1 (which every process in the sandbox could look at) never
@@ -12,28 +13,36 @@ sandbox needs no network. Requests run one at a time in order (a bash session is
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import os
 import queue
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from swerex.exceptions import SessionExistsError
+from swerex.exceptions import CommandTimeoutError, NonZeroExitCodeError, SessionDoesNotExistError, SessionExistsError
 from swerex.runtime.abstract import (
     Action,
+    CloseResponse,
+    CloseSessionRequest,
+    CloseSessionResponse,
+    Command,
+    CommandResponse,
     CreateBashSessionRequest,
     CreateSessionRequest,
     CreateSessionResponse,
     IsAliveResponse,
     Observation,
+    ReadFileRequest,
+    ReadFileResponse,
     UploadRequest,
     UploadResponse,
+    WriteFileRequest,
+    WriteFileResponse,
 )
-from swerex.runtime.local import LocalRuntime
 
 from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire, truncate_output
 from sweagent.environment.sandbox_session import SandboxBashSession
@@ -85,26 +94,66 @@ def _forbid_fd_access() -> None:
         print(f"sandbox_server: prctl(PR_SET_DUMPABLE) failed: errno {ctypes.get_errno()}", file=sys.stderr)
 
 
-class _Runtime(LocalRuntime):
-    """swerex's LocalRuntime with three changes for the sandbox."""
+class _Runtime:
+    """swerex's AbstractRuntime, served here (synchronously, one request at a time): our bash sessions, plain
+    subprocesses and file operations, with output cut to MAX_OUTPUT_CHARS so a reply always fits the host's limit."""
 
-    async def run_in_session(self, action: Action) -> Observation:
-        """Output is cut to MAX_OUTPUT_CHARS (head and tail), so a reply always fits the host's line limit."""
-        observation = await super().run_in_session(action)
-        observation.output = truncate_output(observation.output)
-        return observation
+    def __init__(self) -> None:
+        self.sessions: dict[str, SandboxBashSession] = {}
 
-    async def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
-        """Bash sessions are `SandboxBashSession`s: no fixed pauses, commands parsed whole by bash itself."""
+    def is_alive(self) -> IsAliveResponse:
+        return IsAliveResponse(is_alive=True)
+
+    def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
         if request.session in self.sessions:
             raise SessionExistsError(f"session {request.session} already exists")
         if not isinstance(request, CreateBashSessionRequest):
             raise ValueError(f"unknown session type: {request!r}")
         session = SandboxBashSession(request)
         self.sessions[request.session] = session
-        return await session.start()
+        return session.start()
 
-    async def upload(self, request: UploadRequest) -> UploadResponse:
+    def _session(self, name: str) -> SandboxBashSession:
+        if name not in self.sessions:
+            raise SessionDoesNotExistError(f"session {name!r} does not exist")
+        return self.sessions[name]
+
+    def run_in_session(self, action: Action) -> Observation:
+        observation = self._session(action.session).run(action)
+        observation.output = truncate_output(observation.output)
+        return observation
+
+    def close_session(self, request: CloseSessionRequest) -> CloseSessionResponse:
+        response = self._session(request.session).close()
+        del self.sessions[request.session]
+        return response
+
+    def execute(self, command: Command) -> CommandResponse:
+        """One command outside any session."""
+        try:
+            result = subprocess.run(command.command, shell=command.shell, timeout=command.timeout, env=command.env,
+                                    cwd=command.cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT if command.merge_output_streams else subprocess.PIPE)
+        except subprocess.TimeoutExpired as exc:
+            raise CommandTimeoutError(f"Timeout ({command.timeout}s) exceeded while running command") from exc
+        response = CommandResponse(stdout=truncate_output(result.stdout.decode(errors="backslashreplace")),
+                                   stderr=truncate_output((result.stderr or b"").decode(errors="backslashreplace")),
+                                   exit_code=result.returncode)
+        if command.check and result.returncode != 0:
+            message = (f"Command {command.command!r} failed with exit code {result.returncode}. "
+                       f"Stdout:\n{response.stdout!r}\nStderr:\n{response.stderr!r}")
+            raise NonZeroExitCodeError(f"{command.error_msg}: {message}" if command.error_msg else message)
+        return response
+
+    def read_file(self, request: ReadFileRequest) -> ReadFileResponse:
+        return ReadFileResponse(content=Path(request.path).read_text(encoding=request.encoding, errors=request.errors))
+
+    def write_file(self, request: WriteFileRequest) -> WriteFileResponse:
+        Path(request.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(request.path).write_text(request.content)
+        return WriteFileResponse()
+
+    def upload(self, request: UploadRequest) -> UploadResponse:
         """Copy the host-staged file or directory to its target, creating parents; directories merge into an
         existing target (as with swerex's server) and file modes survive, so tool scripts stay executable."""
         source, target = Path(request.source_path), Path(request.target_path)
@@ -115,11 +164,17 @@ class _Runtime(LocalRuntime):
             shutil.copy2(source, target)
         return UploadResponse()
 
+    def close(self) -> CloseResponse:
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+        return CloseResponse()
 
-async def _dispatch(runtime: LocalRuntime, method_name: str, payload: Any) -> dict[str, Any]:
+
+def _dispatch(runtime: _Runtime, method_name: str, payload: Any) -> dict[str, Any]:
     method = METHODS[method_name]
     args = [] if method.request is None else [method.request.validate_python(payload)]
-    response = await getattr(runtime, method_name)(*args)
+    response = getattr(runtime, method_name)(*args)
     return method.response.dump_python(response, mode="json")
 
 
@@ -142,18 +197,16 @@ def serve(requests: BinaryIO, replies: _Replies) -> None:
     runtime = _Runtime()
     work: queue.Queue[dict[str, Any] | None] = queue.Queue()
     threading.Thread(target=_read_requests, args=(requests, work, replies), daemon=True).start()
-    with asyncio.Runner() as runner:
-        while (message := work.get()) is not None:
-            method_name = message.get("method")
-            try:
-                if method_name not in METHODS:
-                    raise ValueError(f"unknown sandbox method {method_name!r}")
-                response = runner.run(_dispatch(runtime, method_name, message.get("request")))
-                reply = {"id": message["id"], "response": response}
-            except Exception as exc:  # every failure goes back to the host, which re-raises it
-                reply = {"id": message["id"], "exception": exception_to_wire(exc)}
-            replies.send(reply)
-        runner.run(runtime.close())
+    while (message := work.get()) is not None:
+        method_name = message.get("method")
+        try:
+            if method_name not in METHODS:
+                raise ValueError(f"unknown sandbox method {method_name!r}")
+            reply = {"id": message["id"], "response": _dispatch(runtime, method_name, message.get("request"))}
+        except Exception as exc:  # every failure goes back to the host, which re-raises it
+            reply = {"id": message["id"], "exception": exception_to_wire(exc)}
+        replies.send(reply)
+    runtime.close()
 
 
 def main() -> int:
