@@ -56,17 +56,22 @@ class ChooserConfig(PreselectorConfig):
     """Used first when more than two submissions are left."""
 
 
-class ChooserRetryLoopConfig(BaseModel):
+class _AttemptBudget(BaseModel):
+    """When a retry loop stops starting attempts (both loops)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["chooser"] = "chooser"
-    chooser: ChooserConfig
     max_attempts: int
     """Attempts at most (0: no limit but the budget)."""
     min_budget_for_new_attempt: float = 0.0
     """No new attempt when less than this many dollars of `cost_limit` are left."""
     cost_limit: float
-    """Dollars all attempts together may spend; each attempt's model limit is cut to what is left."""
+    """Dollars all attempts together may spend; each attempt's model limit is cut to what is left (0: no limit)."""
+
+
+class ChooserRetryLoopConfig(_AttemptBudget):
+    type: Literal["chooser"] = "chooser"
+    chooser: ChooserConfig
 
 
 class TrajFormatterConfig(BaseModel):
@@ -102,18 +107,13 @@ class ReviewerConfig(BaseModel):
     """Answers whose score lies outside are ignored."""
 
 
-class ScoreRetryLoopConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ScoreRetryLoopConfig(_AttemptBudget):
     type: Literal["score"] = "score"
     reviewer_config: ReviewerConfig
     accept_score: float
     """An attempt with at least this score is accepted."""
     max_accepts: int = 1
     """Stop after this many accepted attempts."""
-    max_attempts: int
-    min_budget_for_new_attempt: float = 0.0
-    cost_limit: float
     model: ModelConfig
     """The reviewer's model."""
 
