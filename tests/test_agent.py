@@ -6,7 +6,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from sweagent.environment.problem import LocalRepoProblem
@@ -22,14 +21,6 @@ def xml(command: str) -> str:
 
 
 SUBMIT_XML = "Done.\n<function=submit></function>"
-
-
-@pytest.fixture()
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "calc"
-    path.mkdir()
-    (path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    return path
 
 
 def run_agent(tmp_path: Path, repo: Path, outputs: list, *, parse: str = "xml_function_calling", tools: dict | None = None,

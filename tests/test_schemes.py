@@ -16,7 +16,7 @@ from scipy import stats
 from sweagent.agent.models import InstanceStats
 from sweagent.agent.switching.schedules import SwitchSchedule
 from sweagent.agent.switching_model import RolePlan
-from test_switching import SUBMIT, repo, run_switching, xml  # noqa: F401  (repo is a fixture)
+from test_switching import SUBMIT, run_switching, xml
 
 DRAWS = 1000
 STEPS = 40

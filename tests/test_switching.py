@@ -30,14 +30,6 @@ def native(command: str, call_id: str) -> dict:
 SUBMIT = "<function=submit></function>"
 
 
-@pytest.fixture()
-def repo(tmp_path: Path) -> Path:
-    path = tmp_path / "proj"
-    path.mkdir()
-    (path / "a.py").write_text("x = 1\n")
-    return path
-
-
 def run_switching(tmp_path: Path, repo: Path, student: list, expert: list, switch: dict, *, expert_member: dict | None = None,
                   seed: int = 0):
     for name, outputs in (("student", student), ("expert", expert)):
