@@ -1,5 +1,7 @@
 """The LLM judge: any litellm model, structured output where the server takes it, retries, votes, accounting.
 
+Every request goes through the agent's own model class (`sweagent.agent.models.LiteLLMModel`): its retries with
+backoff on transient errors, its token and cost accounting, its handling of API keys (masked in every output).
 Structured output is a JSON schema whose `category` is an enum of the taxonomy, so servers that enforce schemas
 (llama.cpp, OpenAI) can only answer inside it. A server that rejects `response_format` is asked once more without
 it, and from then on the judge asks for `category: <name>` on the last line. A judge server that refuses
@@ -12,20 +14,19 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
-import litellm
 import openai
 from pydantic import BaseModel, ConfigDict, Field
+
+from sweagent.agent.models import LiteLLMModel, LiteLLMModelConfig, ModelLimitError, ModelUnavailableError, RetryConfig
 
 from failure_categorization.answers import Answer, majority_vote, parse_answer
 from failure_categorization.prompt import PROMPT_VERSION, JudgePrompt, PromptLimits
 from failure_categorization.taxonomy import ANALYSIS_ERROR, Taxonomy
 from failure_categorization.verdicts import Judgement, SampleRecord, Usage
 
-litellm.suppress_debug_info = True
 logging.getLogger("LiteLLM").setLevel(logging.WARNING)  # one INFO line per request otherwise
 
 # Errors that a retry cannot fix: wrong key, unknown model, a prompt the server refuses.
@@ -171,73 +172,51 @@ class Judge:
             usage=usage,
         )
 
+    def _model(self, structured: bool) -> LiteLLMModel:
+        """A fresh model per request (its stats are that request's usage), asking for the schema when `structured`."""
+        settings = self.settings
+        return LiteLLMModel(LiteLLMModelConfig(
+            name=settings.model, api_base=self._api_base, api_key=self._api_key, temperature=settings.temperature,
+            max_output_tokens=settings.max_tokens, timeout=self._timeout, per_instance_cost_limit=0,
+            retry=RetryConfig(retries=self._retries, min_wait=self._retry_wait, max_wait=self._retry_wait * 2 ** self._retries),
+            completion_kwargs={"response_format": self.response_schema()} if structured else {},
+        ))
+
     def _complete(self, prompt: JudgePrompt) -> tuple[str, Usage]:
-        """One answer, retrying transient failures with exponential backoff."""
+        """One answer; the model class retries transient failures with exponential backoff."""
         if self._unreachable is not None:
             raise JudgeCallError(f"judge server unreachable ({self._unreachable})", calls=0, unreachable=True)
         structured = self._structured
         rejected: BaseException | None = None
-        last: BaseException | None = None
-        calls = attempt = 0
-        while attempt <= self._retries:
+        calls = 0
+        while True:
+            model = self._model(structured)
             calls += 1
             try:
-                response = self._request(prompt, structured)
+                output = model.query(prompt.messages(structured))
             except _PERMANENT_ERRORS as exc:
                 if structured:
                     # Maybe the server does not take response_format: ask once more without it.
                     structured, rejected = False, exc
                     continue
                 raise JudgeCallError(_short(rejected or exc), calls=calls) from None
-            except openai.OpenAIError as exc:
-                last = exc
-                attempt += 1
-                if attempt <= self._retries:
-                    time.sleep(self._retry_wait * 2 ** (attempt - 1))
-                continue
+            except ModelUnavailableError as exc:  # transient errors, retried by the model until it gave up
+                calls += self._retries
+                unreachable = _cannot_connect(exc)
+                if unreachable:
+                    with self._lock:
+                        self._unreachable = _short(exc.__context__ or exc)
+                raise JudgeCallError(f"{exc} (gave up after {calls} attempts)", calls=calls, unreachable=unreachable) from None
+            except ModelLimitError as exc:  # the prompt does not fit the judge's context window
+                raise JudgeCallError(str(exc), calls=calls) from None
             if rejected is not None:
                 self._stop_structured(rejected)
-            return response.choices[0].message.content or "", self._usage_of(response, calls)
-        assert last is not None
-        unreachable = _cannot_connect(last)
-        if unreachable:
-            with self._lock:
-                self._unreachable = _short(last)
-        raise JudgeCallError(f"{_short(last)} (gave up after {calls} attempts)", calls=calls, unreachable=unreachable)
-
-    def _request(self, prompt: JudgePrompt, structured: bool) -> Any:
-        kwargs: dict[str, Any] = {
-            "model": self.settings.model,
-            "messages": prompt.messages(structured),
-            "temperature": self.settings.temperature,
-            "max_tokens": self.settings.max_tokens,
-            "timeout": self._timeout,
-            "max_retries": 0,  # we retry ourselves, so a down server fails fast and visibly
-        }
-        if self._api_base:
-            kwargs["api_base"] = self._api_base
-        if self._api_key:
-            kwargs["api_key"] = self._api_key
-        if structured:
-            kwargs["response_format"] = self.response_schema()
-        return litellm.completion(**kwargs)
+            stats = model.stats
+            return output.content, Usage(calls=calls, prompt_tokens=stats.tokens_sent, completion_tokens=stats.tokens_received,
+                                         cost=stats.instance_cost)
 
     def _stop_structured(self, reason: BaseException) -> None:
         with self._lock:
             if self._structured:
                 self._structured = False
                 self.structured_fallback = _short(reason)
-
-    @staticmethod
-    def _usage_of(response: Any, calls: int) -> Usage:
-        usage = getattr(response, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response))
-        except Exception:  # litellm has no price for this model (e.g. a local server): nothing to count
-            cost = 0.0
-        return Usage(
-            calls=calls,
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cost=cost,
-        )
