@@ -47,12 +47,19 @@ def test_the_fixtures_are_all_of_sweagent_1_1s_configs_with_their_license():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(FIXTURES)) for p in CONFIGS])
-def test_every_sweagent_1_1_config_loads(path):
+def test_every_sweagent_1_1_config_loads_and_passes_run_batchs_preflight_check(path, tmp_path, monkeypatch):
+    """The check renders every template (with demonstrations) and builds every model, as run-batch does first."""
+    monkeypatch.setenv("SWE_AGENT_CONFIG_ROOT", str(tmp_path))  # the configs' demonstrations, recorded by us
+    for demo in yaml.safe_load(path.read_text())["agent"].get("templates", {}).get("demonstrations", []):
+        (tmp_path / demo).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / demo).write_text(json.dumps({"history": [{"role": "system", "content": "S"}, {"role": "user", "content": "Fix it"},
+                                                             {"role": "assistant", "content": "Fixed.", "action": "submit"}]}))
     config = load(path)
     agents = config.agent.agent_configs if isinstance(config.agent, RetryAgentConfig) else [config.agent]
     for agent in agents:
         assert agent.tools.bundles and all((bundle.path / "config.yaml").is_file() for bundle in agent.tools.bundles)
         assert agent.tools.commands  # every bundle's commands read
+    check_agent(config.agent, config.env, LocalRepoProblem(_repo(tmp_path), "add() subtracts", "calc"))
 
 
 def test_sweagent_keys_keep_their_meaning():

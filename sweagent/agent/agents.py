@@ -117,16 +117,27 @@ class DefaultAgent:
         templates = self.profile.templates
         task = [templates.instance_template] + ([templates.strategy_template] if templates.strategy_template else [])
         return [
-            {"role": "system", "content": render(templates.system_template, **variables), "agent": self.config.name, "message_type": "system_prompt"},
+            {"role": "system", "content": render(templates.system_template, self._lenient, **variables), "agent": self.config.name, "message_type": "system_prompt"},
             *demonstration_messages(templates, self.config.name),
-            *({"role": "user", "content": render(template, **variables), "agent": self.config.name, "message_type": "observation"} for template in task),
+            *({"role": "user", "content": render(template, self._lenient, **variables), "agent": self.config.name, "message_type": "observation"} for template in task),
         ]
 
     def _api_messages(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [api_message(message) for message in apply_history_processors(self.profile.history_processors, history)]
 
+    @property
+    def _lenient(self) -> bool:
+        """Templates may use variables only the bundles' state commands define (see `templates.render`)."""
+        return bool(self.profile.tools.state_commands)
+
+    def check_templates(self, env: SWEEnv) -> None:
+        """Render every template of the current profile once (raises TemplateError), before any environment runs."""
+        self.build_opening_messages(env)
+        for observation in ("output", "", "x" * (self.profile.templates.max_observation_length + 1)):
+            self.profile.templates.observation_message(observation, lenient=self._lenient, **self._state)
+
     def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
-        content = self.profile.templates.observation_message(observation, **self._state)
+        content = self.profile.templates.observation_message(observation, lenient=self._lenient, **self._state)
         if tool_call_ids:
             self._append("tool", content, "observation", tool_call_ids=tool_call_ids)
         else:

@@ -70,18 +70,19 @@ class TemplateConfig(BaseModel):
     def _resolve_demonstrations(cls, paths: list[Path]) -> list[Path]:
         return [resolve_demonstration_path(path) for path in paths]
 
-    def observation_message(self, observation: str, **state: Any) -> str:
+    def observation_message(self, observation: str, *, lenient: bool = False, **state: Any) -> str:
         """What the model is shown after an action: its output, a no-output note, or the output cut at the limit.
 
-        `state` holds what the bundles' state commands reported (e.g. `open_file`, `diff`), as SWE-agent passes it."""
+        `state` holds what the bundles' state commands reported (e.g. `open_file`, `diff`), as SWE-agent passes it;
+        `lenient` (see `render`) when those commands decide which variables exist."""
         limit = self.max_observation_length
         variables = {"working_dir": "", **state}
         if not observation.strip():
-            return render(self.next_step_no_output_template, observation=observation, **variables)
+            return render(self.next_step_no_output_template, lenient, observation=observation, **variables)
         if len(observation) > limit:
-            return render(self.next_step_truncated_observation_template, observation=observation[:limit],
+            return render(self.next_step_truncated_observation_template, lenient, observation=observation[:limit],
                           max_observation_length=limit, elided_chars=len(observation) - limit, **variables)
-        return render(self.next_step_template, observation=observation, **variables)
+        return render(self.next_step_template, lenient, observation=observation, **variables)
 
 
 def resolve_demonstration_path(path: Path) -> Path:
@@ -94,14 +95,18 @@ def resolve_demonstration_path(path: Path) -> Path:
 
 
 @lru_cache(maxsize=256)
-def _compile(template: str) -> jinja2.Template:
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+def _compile(template: str, lenient: bool) -> jinja2.Template:
+    environment = jinja2.Environment(undefined=jinja2.Undefined if lenient else jinja2.StrictUndefined, keep_trailing_newline=True)
     return environment.from_string(template)
 
 
-def render(template: str, **variables: Any) -> str:
+def render(template: str, lenient: bool = False, /, **variables: Any) -> str:
+    """The template filled in; an unknown variable is an error, or with `lenient` empty text, as in SWE-agent.
+
+    Lenient is for agents whose bundles have state commands: which variables those report (`open_file`, `diff`) is
+    known only once they ran, and SWE-agent's own templates rely on missing ones rendering empty."""
     try:
-        return _compile(template).render(**variables)
+        return _compile(template, lenient).render(**variables)
     except jinja2.UndefinedError as exc:
         raise TemplateError(f"template uses an unknown variable ({exc.message}); available: {sorted(variables)}") from None
     except jinja2.TemplateSyntaxError as exc:

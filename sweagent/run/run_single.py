@@ -146,9 +146,7 @@ def _check_agent(agent_config: AgentConfig | RetryAgentConfig, env_config: Envir
             _check_provider(profile.model)
             agent.profile = profile
             try:
-                agent.build_opening_messages(env)
-                for observation in ("output", "", "x" * (profile.templates.max_observation_length + 1)):
-                    profile.templates.observation_message(observation)
+                agent.check_templates(env)
             except TemplateError as exc:
                 raise ConfigError(f"agent.templates ({profile.role} {profile.model.name}): {exc}") from None
     finally:
