@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -14,6 +14,7 @@ from failure_categorization.prompt import JudgePrompt, build_prompt
 from failure_categorization.selection import FailedTrajectory
 from failure_categorization.taxonomy import ANALYSIS_ERROR
 from failure_categorization.verdicts import Judgement, Usage, Verdict, load_verdict, save_verdict
+from sweagent.run.executors import ExecutorConfig, run_tasks
 from sweagent.trajectory import TrajectoryError, load_trajectory
 
 
@@ -90,18 +91,15 @@ def categorize(
         TimeRemainingColumn(),
         console=console or Console(stderr=True),
     )
-    pool = ThreadPoolExecutor(max_workers=max(1, num_workers))
     with progress:
         task = progress.add_task("judge", total=len(todo), errors=0)
-        futures = [pool.submit(_judge_one, case, judge, output_dir) for case in todo]
         errors = 0
-        try:
-            for future in as_completed(futures):
-                verdict = future.result()
-                kept[verdict.traj_id] = verdict
-                errors += verdict.category == ANALYSIS_ERROR
-                progress.update(task, advance=1, errors=errors)
-        finally:
-            # On Ctrl-C (or a bug) drop the queue: only requests already sent finish, and their verdicts are kept.
-            pool.shutdown(wait=True, cancel_futures=True)
+        # run-batch's pool; on Ctrl-C it drops the queue: only requests already sent finish, and their verdicts are kept
+        for _, verdict, error in run_tasks(ExecutorConfig(), partial(_judge_one, judge=judge, output_dir=output_dir),
+                                           todo, max(1, num_workers)):
+            if error is not None:
+                raise error
+            kept[verdict.traj_id] = verdict
+            errors += verdict.category == ANALYSIS_ERROR
+            progress.update(task, advance=1, errors=errors)
     return RunOutcome(verdicts=[kept[case.traj_id] for case in cases], asked=len(todo), reused=len(cases) - len(todo))

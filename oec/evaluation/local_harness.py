@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -116,6 +116,10 @@ class BatchResult:
     """Traj id → why the harness could not grade it (no report was written, so the next run retries it)."""
 
 
+def _grade(job: EvalJob, eval_dir: Path, timeout_s: float | None) -> PredictionResult:
+    return evaluate_prediction(job, eval_dir / job.traj_id, timeout_s=timeout_s)
+
+
 def evaluate_locally(
     jobs: list[EvalJob],
     eval_dir: Path,
@@ -124,23 +128,21 @@ def evaluate_locally(
     timeout_s: float | None = None,
     console: Console | None = None,
 ) -> BatchResult:
-    """Grade `jobs` with `workers` threads; one prediction's failure is recorded and the batch goes on."""
+    """Grade `jobs` with `workers` threads (run-batch's pool); one prediction's failure is recorded and the batch goes on.
+
+    On Ctrl-C the queued predictions are dropped; the running ones end within their timeout."""
+    from sweagent.run.executors import ExecutorConfig, run_tasks
+
     batch = BatchResult([], {})
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oec-eval")
-    try:
-        with progress_bar(console) as bar:
-            task = bar.add_task("evaluating", total=len(jobs), status="")
-            futures = {pool.submit(evaluate_prediction, job, eval_dir / job.traj_id, timeout_s=timeout_s): job for job in jobs}
-            for future in as_completed(futures):
-                traj_id = futures[future].traj_id
-                # Any failure of one prediction (a broken instance, a full disk) must not stop a batch of thousands.
-                try:
-                    batch.results.append(future.result())
-                except Exception as exc:  # noqa: BLE001
-                    batch.errors[traj_id] = f"{type(exc).__name__}: {exc}"
-                resolved = sum(result.resolved for result in batch.results)
-                bar.update(task, advance=1, status=f"{resolved} resolved, {len(batch.errors)} errors")
-    finally:
-        # On Ctrl-C the queued predictions are dropped; the running ones end within their timeout.
-        pool.shutdown(wait=True, cancel_futures=True)
+    grade = partial(_grade, eval_dir=eval_dir, timeout_s=timeout_s)
+    with progress_bar(console) as bar:
+        task = bar.add_task("evaluating", total=len(jobs), status="")
+        for job, result, error in run_tasks(ExecutorConfig(), grade, jobs, workers):
+            # Any failure of one prediction (a broken instance, a full disk) must not stop a batch of thousands.
+            if error is None:
+                batch.results.append(result)
+            else:
+                batch.errors[job.traj_id] = f"{type(error).__name__}: {error}"
+            resolved = sum(result.resolved for result in batch.results)
+            bar.update(task, advance=1, status=f"{resolved} resolved, {len(batch.errors)} errors")
     return batch
