@@ -36,7 +36,7 @@ from swerex.runtime.abstract import (
 )
 
 from sweagent.environment.deployment import DeploymentConfig, ModalDeploymentConfig
-from sweagent.environment.sandbox import SANDBOX_PATH, SandboxError, run_sandboxed
+from sweagent.environment.sandbox import SANDBOX_PATH, SANDBOX_UID, SandboxError, run_sandboxed
 from sweagent.environment.sandbox_deployment import SandboxDeployment, SandboxDeploymentConfig
 from sweagent.environment.sandbox_runtime import SandboxProcessError
 
@@ -309,3 +309,24 @@ def test_modal_config_reaches_swerex_modal_deployment() -> None:
     with pytest.raises(modal.exception.AuthError) as excinfo:
         config.get_deployment(image="swesmith.x86_64.addict:abc123")
     assert any(Path(entry.path).as_posix().endswith("swerex/deployment/modal.py") for entry in excinfo.traceback)
+
+
+def test_a_workspace_built_while_the_server_starts_is_the_sandbox_users_and_not_counted_as_written(tmp_path: Path) -> None:
+    from sweagent.environment.problem import LocalRepoProblem
+    from sweagent.environment.sandbox_limits import SandboxLimits
+    from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
+
+    repo = tmp_path / "big"
+    repo.mkdir()
+    (repo / "data.bin").write_bytes(os.urandom(3 * 1024 * 1024))  # more than the disk limit below
+    config = EnvironmentConfig(deployment=SandboxDeploymentConfig(limits=SandboxLimits(disk_mb=2)))
+    env = SWEEnv(config, LocalRepoProblem(repo, "task", "big"))
+    try:
+        env.start()
+        time.sleep(0.6)  # a disk check runs while a call is pending or after a writing one
+        owner = str(os.geteuid() or SANDBOX_UID)
+        assert env.communicate("ls; stat -c %u data.bin .git; touch new.txt && echo ok").split() == ["data.bin", owner, owner, "ok"]
+        with pytest.raises(SandboxProcessError, match="disk limit"):  # what commands write still counts
+            env.communicate("for i in 1 2 3; do head -c 1000000 /dev/urandom > more$i.bin; done; sleep 5")
+    finally:
+        env.close()

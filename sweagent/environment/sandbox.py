@@ -246,7 +246,7 @@ def sandbox_argv(layout: SandboxLayout, command: Sequence[str], cgroups: Cgroups
     return [*limits_prefix(layout.limits, cgroups, _require("prlimit", "util-linux")), *bwrap_argv(layout, command)]
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
+def chown_tree(root: Path, uid: int, gid: int) -> None:
     """Give a whole tree to one owner; symlinks are changed themselves, never followed."""
     os.chown(root, uid, gid, follow_symlinks=False)
     for directory, dirnames, filenames in os.walk(root):
@@ -264,13 +264,13 @@ def sandbox_owns(layout: SandboxLayout) -> Iterator[None]:
         yield
         return
     for path in layout.writable:
-        _chown_tree(path, layout.uid, layout.uid)
+        chown_tree(path, layout.uid, layout.uid)
     try:
         yield
     finally:
         for path in layout.writable:
             if path.exists():
-                _chown_tree(path, os.geteuid(), os.getegid())
+                chown_tree(path, os.geteuid(), os.getegid())
 
 
 # PR_SET_PDEATHSIG (bwrap's --die-with-parent) fires when the *thread* that spawned bwrap exits. Spawning from one

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +23,7 @@ from swerex.exceptions import DeploymentStartupError
 from sweagent.environment.sandbox import (
     SANDBOX_UID,
     SandboxLayout,
+    chown_tree,
     sandbox_owns,
     sandbox_uid,
     scratch_dirs,
@@ -66,11 +67,13 @@ class SandboxDeploymentConfig(BaseModel):
         mount: str = "/testbed",
         env: Mapping[str, str] | None = None,
         ro_binds: Sequence[str | Path] = (),
+        fill_workspace: Callable[[Path], None] | None = None,
     ) -> SandboxDeployment:
         """A deployment for one instance whose repository is the host folder `workspace`.
 
         `home` and `tmp` (host folders for /root and /tmp) are created if missing and kept; when not given,
         fresh ones are made under `scratch_dir` and removed at stop. `env` and `ro_binds` add to the config's.
+        `fill_workspace`, when given, puts the repository into the (empty) `workspace` while the server starts.
         """
         return SandboxDeployment(
             self,
@@ -80,6 +83,7 @@ class SandboxDeploymentConfig(BaseModel):
             mount=mount,
             env={**self.env, **(env or {})},
             ro_binds=[*self.ro_binds, *ro_binds],
+            fill_workspace=fill_workspace,
         )
 
 
@@ -96,10 +100,12 @@ class SandboxDeployment(ServerDeployment):
         mount: str,
         env: Mapping[str, str],
         ro_binds: Sequence[str | Path],
+        fill_workspace: Callable[[Path], None] | None = None,
         logger: logging.Logger | None = None,
     ) -> None:
         self._config = config
         self._workspace = workspace
+        self._fill_workspace = fill_workspace
         validate_mount(mount)
         self._dirs = (home, tmp)
         self._mount = mount
@@ -123,15 +129,28 @@ class SandboxDeployment(ServerDeployment):
         )
 
     async def start(self) -> None:
-        """Start the sandbox server and wait until it answers."""
+        """Start the sandbox server and wait until it answers; the workspace is filled meanwhile, if asked.
+
+        The server's interpreter takes a few tenths of a second to start, so `fill_workspace` runs in that time:
+        the empty workspace folder is already mounted, and what is put into it is visible inside. It then goes
+        to the sandbox user, and the disk limit counts from that state on.
+        """
         if self._runtime is not None:
             return
         self._hooks.on_custom_step("Starting sandbox")
+        runtime = None
         try:
             layout = self._layout()
             self._scratch.enter_context(sandbox_owns(layout))
-            runtime = self._spawn(layout)
+            runtime = self._spawn(layout, watch_disk=self._fill_workspace is None)
+            if self._fill_workspace is not None:
+                self._fill_workspace(self._workspace)
+                if layout.uid is not None:
+                    chown_tree(self._workspace, layout.uid, layout.uid)
+                runtime.watch_disk(DiskWatch(layout.writable, layout.limits.disk_mb))
         except BaseException:
+            if runtime is not None:
+                runtime.terminate()
             self._scratch.close()
             raise
         alive = await runtime.is_alive(timeout=self._config.startup_timeout)
@@ -150,8 +169,9 @@ class SandboxDeployment(ServerDeployment):
             self._runtime = None
         self._scratch.close()
 
-    def _spawn(self, layout: SandboxLayout) -> SandboxRuntime:
-        """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout)."""
+    def _spawn(self, layout: SandboxLayout, *, watch_disk: bool) -> SandboxRuntime:
+        """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout); its disk
+        use is measured from now on if `watch_disk`, else from the runtime's `watch_disk` call."""
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         try:
@@ -168,5 +188,5 @@ class SandboxDeployment(ServerDeployment):
             os.close(reply_write)
         requests, replies = os.fdopen(request_write, "wb"), os.fdopen(reply_read, "rb")
         assert sandbox.popen.stdout is not None
-        disk = DiskWatch(layout.writable, layout.limits.disk_mb)
+        disk = DiskWatch(layout.writable, layout.limits.disk_mb) if watch_disk else None
         return SandboxRuntime(sandbox, requests, replies, layout, log=sandbox.popen.stdout, disk=disk, logger=self.logger)

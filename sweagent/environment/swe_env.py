@@ -7,6 +7,7 @@ config's business, as in SWE-ReX.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import shlex
 import shutil
@@ -29,6 +30,11 @@ from sweagent.environment.problem import ProblemSource
 from sweagent.utils.scratch import process_scratch_dir
 
 logger = logging.getLogger(__name__)
+
+# Deleting a finished rollout's workspace (its git objects included) takes a tenth of a second or more on a busy
+# disk. One background thread does it, off the rollout's critical path; the interpreter waits for it at exit, and a
+# killed process's leftovers are swept with its scratch folder by the next process.
+_REMOVER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-workspace-remover")
 
 
 class SWEEnvError(RuntimeError):
@@ -93,14 +99,14 @@ class SWEEnv:
             parent = root if self.config.keep_workspace else process_scratch_dir(root)
             self._host_dir = Path(tempfile.mkdtemp(prefix=f"{self.problem.id}.", dir=parent))
             repo_dir = self._host_dir / "repo"
-            self.problem.build_workspace(repo_dir)
+            repo_dir.mkdir()
             env, ro_binds = self.problem.sandbox_options(self.config.working_dir)
             # Upload staging folders, too, live in this process's scratch folder, so a kill leaves nothing behind.
             scratch = process_scratch_dir(deployment_config.scratch_dir)
             deployment_config = deployment_config.model_copy(update={"scratch_dir": str(scratch)})
             self._deployment = deployment_config.get_deployment(
                 workspace=repo_dir, home=self._host_dir / "home", tmp=self._host_dir / "tmp",
-                mount=self.config.working_dir, env=env, ro_binds=ro_binds,
+                mount=self.config.working_dir, env=env, ro_binds=ro_binds, fill_workspace=self._build_workspace_into,
             )
         elif isinstance(deployment_config, ContainerDeploymentConfig):
             self._deployment = deployment_config.get_deployment(self.problem, mount=self.config.working_dir)
@@ -115,6 +121,16 @@ class SWEEnv:
             self.communicate(command, check=True, timeout=300)
         for command in self.config.post_startup_commands:
             self.communicate(command, check=True, timeout=300)
+
+    def _build_workspace_into(self, repo_dir: Path) -> None:
+        """Build the repository beside the mounted (empty) `repo_dir`, then move its entries in (the mount is
+        that folder, so it must stay; each move is one rename)."""
+        assert self._host_dir is not None
+        built = self._host_dir / "built"
+        self.problem.build_workspace(built)
+        for entry in built.iterdir():
+            entry.rename(repo_dir / entry.name)
+        built.rmdir()
 
     def communicate(self, command: str, timeout: float = 30, check: bool = False) -> str:
         """Run a command in the persistent shell; raises swerex's CommandTimeoutError when it overruns."""
@@ -161,4 +177,4 @@ class SWEEnv:
             self._deployment = None
             self._loop.close()
             if self._host_dir is not None and not self.config.keep_workspace:
-                shutil.rmtree(self._host_dir, ignore_errors=True)
+                _REMOVER.submit(shutil.rmtree, self._host_dir, ignore_errors=True)
