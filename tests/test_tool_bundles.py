@@ -41,14 +41,15 @@ def call(name: str, **arguments) -> dict:
 
 
 def run(tmp_path: Path, repo: Path, bundles: list[str], outputs: list, *, parse: str = "thought_action",
-        templates: dict | None = None, env_variables: dict | None = None, registry_variables: dict | None = None):
+        templates: dict | None = None, env_variables: dict | None = None, registry_variables: dict | None = None,
+        registry: bool = True):
     replay = tmp_path / "replay.yaml"
     replay.write_text(yaml.safe_dump(outputs))
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump({
         "agent": {
             "templates": {"system_template": "{{command_docs}}", **(templates or {})},
-            "tools": {"bundles": [{"path": f"tools/{name}"} for name in ["registry", *bundles, "submit"]],
+            "tools": {"bundles": [{"path": f"tools/{name}"} for name in [*(["registry"] if registry else []), *bundles, "submit"]],
                       "parse_function": {"type": parse}, "env_variables": env_variables or {},
                       "registry_variables": registry_variables or {}},
             "model": {"type": "replay", "replay_path": str(replay)},
@@ -181,3 +182,11 @@ def test_the_editor_shows_a_large_python_file_as_an_outline_with_use_filemap(tmp
                  registry_variables={"USE_FILEMAP": "true"})
     assert obs[0].startswith("<NOTE>This file is too large") and "     1 def f0(x):\n     2 ... eliding lines 2-8 ..." in obs[0]
     assert obs[1].splitlines()[1:] == ["     1\tdef f0(x):", "     2\t    x += 0", "     3\t    x += 1"]
+
+
+def test_the_registry_is_installed_when_a_config_leaves_it_out(tmp_path, repo):
+    """SWE-agent's 07_thought_action configs list windowed without the registry it keeps its state in."""
+    trajectory, obs = run(tmp_path, repo, ["windowed", "windowed_edit_linting"], [
+        block("open calc.py"), block("edit 2:2\n    return a + b\nend_of_edit"), block("submit")], registry=False)
+    assert obs[0].startswith("[File: /testbed/calc.py") and obs[1].startswith("File updated.")
+    assert "+    return a + b" in trajectory.info.submission

@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 TOOLS_DIR = "/root/tools"
 REGISTRY_PATH = "/root/.swe-agent-env"
+REGISTRY_BUNDLE = Path("tools/registry")
 STATE_PATH = "/root/state.json"
 """Where the bundles' state commands write the template variables they report (SWE-agent's file)."""
 SUBMISSION_MARKER = "<<SWE_AGENT_SUBMISSION>>"
@@ -164,11 +166,18 @@ class ToolConfig(BaseModel):
             blocks.append("\n".join(lines))
         return "\n\n".join(blocks)
 
+    def _installed_bundles(self) -> list[Bundle]:
+        """The configured bundles, with `registry` first when a config leaves it out (SWE-agent's 07_thought_action
+        configs do): the other bundles keep their state in it and call its `_read_env`/`_write_env`."""
+        if any(bundle.name == "registry" for bundle in self.bundles) or not self.bundles:
+            return list(self.bundles)
+        return [Bundle(path=REGISTRY_BUNDLE), *self.bundles]
+
     def install(self, env: SWEEnv, working_dir: str) -> None:
         """Copy the bundles into the environment, put their bin/ on PATH and write the registry."""
         env.communicate(f"mkdir -p {TOOLS_DIR}", check=True)
         bin_dirs = []
-        for bundle in self.bundles:
+        for bundle in self._installed_bundles():
             target = f"{TOOLS_DIR}/{bundle.name}"
             env.upload(bundle.path, target)
             env.communicate(f"chmod +x {target}/bin/* 2>/dev/null; true")
@@ -181,7 +190,7 @@ class ToolConfig(BaseModel):
         env.set_env_variables(exports)
         if bin_dirs:
             env.communicate(f"export PATH={':'.join(bin_dirs)}:$PATH", check=True)
-        for bundle in self.bundles:  # after PATH and registry are set: install scripts call _write_env
+        for bundle in self._installed_bundles():  # after PATH and registry are set: install scripts call _write_env
             if (bundle.path / "install.sh").is_file():
                 # sourced, as SWE-agent does, so what an install script exports stays in the session
                 env.communicate(f"cd {TOOLS_DIR}/{bundle.name} && source install.sh", check=True, timeout=self.install_timeout)
