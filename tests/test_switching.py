@@ -96,6 +96,13 @@ def test_a_stuck_student_hands_over_early(tmp_path, repo):
     assert [s.model_role for s in trajectory.trajectory] == ["student", "student", "expert"]
 
 
+def test_repeats_that_differ_only_by_escapes_and_whitespace_count_as_one_stuck_action(tmp_path, repo):
+    switch = {"type": "step_count", "step": 10, "stuck": {"repeated_actions": 3, "consecutive_format_errors": None}}
+    escaped = ["echo {'a': 2}", "echo  {\\'a\\': 2}", "echo {\\\\\\'a\\\\\\': 2}\n"]
+    trajectory = run_switching(tmp_path, repo, [xml(action) for action in escaped], [SUBMIT], switch)
+    assert [s.model_role for s in trajectory.trajectory] == ["student", "student", "student", "expert"]
+
+
 def test_student_format_errors_trigger_the_switch_mid_step(tmp_path, repo):
     switch = {"type": "step_count", "step": 10, "stuck": {"repeated_actions": None, "consecutive_format_errors": 2}}
     trajectory = run_switching(tmp_path, repo, ["nonsense", "more nonsense"], [SUBMIT], switch)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sweagent.agent.history_processors import HistoryProcessorConfig
 from sweagent.agent.models import InstanceStats, LiteLLMModelConfig, ReplayModelConfig
 from sweagent.agent.oracle_model import OracleModelConfig
-from sweagent.agent.switching.schedules import Mixture, RandomStepRange, RolloutDraws, SwitchSchedule
+from sweagent.agent.switching.schedules import Mixture, RandomStepRange, RolloutDraws, SwitchSchedule, action_key
 from sweagent.agent.templates import TemplateConfig
 from sweagent.tools.tools import ToolConfig
 from sweagent.trajectory import Handover, ModelInfo, ModelRole, OECInfo
@@ -136,7 +136,7 @@ class RolePlan:
 
     def after_step(self, action: str) -> None:
         self._consecutive_format_errors = 0
-        self._recent_actions.append(action)
+        self._recent_actions.append(action_key(action))
 
     def _stuck(self) -> str | None:
         stuck = self.schedule.stuck

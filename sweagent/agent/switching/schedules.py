@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -28,6 +29,19 @@ class StuckTrigger(BaseModel):
     """Hand over when the student issues the same action this many times in a row (null: off)."""
     consecutive_format_errors: int | None = 3
     """Hand over when the student produces this many malformed outputs in a row (null: off)."""
+
+
+_ESCAPED_LAYOUT = re.compile(r"\\+[nt]")
+_BACKSLASHES = re.compile(r"\\+")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def action_key(action: str) -> str:
+    """What the stuck trigger compares: the action with escapes and whitespace normalised. A model that copies an
+    escaped command back adds a layer of backslashes every step (`{'a'` → `{\\'a\\'` → `{\\\\\\'a...`), and
+    each repeat would otherwise count as a new action."""
+    text = _ESCAPED_LAYOUT.sub(" ", action)
+    return _WHITESPACE.sub(" ", _BACKSLASHES.sub("", text)).strip()
 
 
 class RolloutDraws:
