@@ -61,11 +61,14 @@ done
 "$REPO/scripts/setup.sh"
 source "$REPO/scripts/env.sh"
 source "$REPO/scripts/local_models.sh"
-if [ "$local_models" = yes ] || { [ "$local_models" = auto ] && grep -q 'OEC_\(STUDENT\|EXPERT\)_API_BASE' "$config"; }; then
-  echo "[generate_oec] starting local model servers (first run downloads and verifies the weights)"
-  models=()
-  grep -q OEC_STUDENT_API_BASE "$config" && models+=(student)
-  grep -q OEC_EXPERT_API_BASE "$config" && models+=(expert)
+models=()
+case "$local_models" in
+  yes) models=(student expert) ;;
+  auto) used="$(sweagent serve-local used --config "$config" "${args[@]}")" || exit $?  # asked of the loaded config
+        read -ra models <<<"$used" ;;
+esac
+if [ ${#models[@]} -gt 0 ]; then
+  echo "[generate_oec] starting local model servers: ${models[*]} (first run downloads and verifies the weights)"
   oec_start_local_models "${models[@]}"
 fi
 oec_run sweagent run-batch --config "$config" "${args[@]}"

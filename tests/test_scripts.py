@@ -322,3 +322,20 @@ def test_categorize_failures_stops_the_judge_it_started(starter, tmp_path: Path)
     assert "0 failed trajectories selected" in run.output()
     assert (run.state_dir / "expert.log").exists()  # the judge's server was started here, for this script
     _assert_all_stopped(run)
+
+
+@pytest.mark.parametrize(("configs", "used"), [
+    (["config/local_demo.yaml"], "student expert"),
+    (["config/local_oracle_demo.yaml"], "student"),
+    (["config/local_paper_setup.yaml"], "student expert"),
+    (["config/local_oracle_demo.yaml", "config/schemes/scripted_student.yaml"], ""),
+    (["config/qwen32b_switch_claude_python_tools.yaml"], ""),
+])
+def test_the_local_servers_a_script_starts_are_asked_of_the_loaded_config(configs: list[str], used: str, tmp_path: Path) -> None:
+    options = [part for config in configs for part in ("--config", str(REPO / config))]
+    result = subprocess.run([str(REPO / ".venv/bin/sweagent"), "serve-local", "used", *options], cwd=tmp_path,
+                            env=_clean_env(), capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout.strip()) == (0, used), result.stderr
+    moved = subprocess.run([str(REPO / ".venv/bin/sweagent"), "serve-local", "used", *options[:2]], cwd=tmp_path,
+                           env=_clean_env(OEC_STUDENT_API_BASE="http://10.1.2.3:9000/v1"), capture_output=True, text=True, timeout=120)
+    assert "student" in moved.stdout.split() or "student" not in used.split()  # a student server moved elsewhere is still the student's

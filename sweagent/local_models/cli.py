@@ -10,6 +10,7 @@ from sweagent.local_models.catalog import MODELS, LocalModelError, get_spec
 from sweagent.local_models.server import ServerStatus, ensure_server, server_status, stop_server
 from sweagent.local_models.trained import trained_names
 from sweagent.local_models.weights import ensure_weights
+from sweagent.utils.errors import OECError
 
 _TARGETS = [*MODELS, "all"]
 
@@ -36,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("target", nargs="?", default="all", help=f"{', '.join(_TARGETS)}, or a trained student's name")
     stop.add_argument("--owner_pid", type=int, help="only servers started for this process (a script's exit cleanup)")
     commands.add_parser("status", help="print running/dead/stopped and the API base of each server")
+    commands.add_parser("used", help="for scripts: the servers a run config uses, on one line (what "
+                               "generate_oec.sh starts); takes run-batch's --config FILE and --dotted.key VALUE options")
+
     weights = commands.add_parser("weights", help="download, join and verify weights without serving them")
     weights.add_argument("target", nargs="?", default="all", choices=_TARGETS)
     weights.add_argument("--rehash", action="store_true", help="re-hash the cached file even if its stamp matches")
@@ -76,13 +80,21 @@ def _run(args: argparse.Namespace) -> int:
                 how = "started" if info.started_by_us else "already running"
                 report = f"{name:<8} {how:<15} {info.api_base}  model {info.litellm_model}  pid {info.pid}"
                 print(report, file=sys.stderr if args.export else sys.stdout)
-                if args.export:
+                if args.export:  # the OpenAI endpoint, and the server's root for litellm's anthropic/ provider
                     print(f"OEC_{name.upper()}_API_BASE={info.api_base}")
+                    print(f"OEC_{name.upper()}_ANTHROPIC_BASE={info.url}")
         finally:
             signal.signal(signal.SIGTERM, previous)
     elif args.command == "stop":
         for name in _names(args.target, trained=True):
             print(f"{name:<8} {'stopped' if stop_server(name, owner_pid=args.owner_pid) else 'was not running'}")
+    elif args.command == "used":
+        from sweagent.local_models.config_use import servers_used
+        from sweagent.run.config_loading import build_config, parse_cli
+        from sweagent.run.run_batch import RunBatchConfig
+
+        files, overrides = parse_cli(args.run_batch_options)
+        print(" ".join(servers_used(build_config(RunBatchConfig, files, overrides).model_dump(mode="json"))))
     elif args.command == "status":
         for name in _names("all", trained=True):
             print(_status_line(server_status(name)))
@@ -93,10 +105,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "used":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.run_batch_options = extra
     try:
         return _run(args)
-    except LocalModelError as exc:
+    except OECError as exc:  # LocalModelError, or a config error of `used`
         print(f"sweagent serve-local: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
