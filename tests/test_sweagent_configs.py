@@ -206,3 +206,19 @@ def test_the_swesmith_expert_config_solves_a_demo_instance_with_the_oracle_stand
     assert trajectory.trajectory[-1].state["diff"]  # diff_state reported the change
     evaluate_run(tmp_path / "run", instances_file=INSTANCES, eval_dir=tmp_path / "eval", workers=1)
     assert read_report(tmp_path / "eval" / instance_id / "report.json").resolved is True
+
+
+def test_sweagent_history_processor_keys():
+    from sweagent.agent.history_processors import CacheControl, LastNObservations, RemoveRegex
+
+    observations = [{"role": "user", "content": f"out{i}", "message_type": "observation"} for i in range(8)]
+    observations[2]["is_demo"] = True  # demonstrations are never elided, nor counted
+    observations[3]["tags"] = ["keep_output"]
+    shown = [m["content"] for m in LastNObservations(n=2, polling=3)(observations)]
+    old = "Old environment output: (1 lines omitted)"
+    # 7 observations counted, polled down to 6, minus the last 2: the 2nd..4th counted ones elided (task and tags kept)
+    assert shown == ["out0", old, "out2", "out3", old, "out5", "out6", "out7"]
+    diffs = [{"role": "user", "content": f"<diff>\nd{i}\n</diff>obs{i}"} for i in range(3)]
+    assert [m["content"] for m in RemoveRegex(keep_last=1)(diffs)] == ["obs0", "obs1", "<diff>\nd2\n</diff>obs2"]
+    marked = CacheControl(last_n_messages=1, last_n_messages_offset=1)(diffs)
+    assert [isinstance(m["content"], list) for m in marked] == [False, True, False]

@@ -17,16 +17,25 @@ class LastNObservations(BaseModel):
     type: Literal["last_n_observations"] = "last_n_observations"
     n: int = 5
     """How many of the most recent observations stay in full."""
+    polling: int = Field(1, ge=1)
+    """The elided prefix grows only every `polling` observations (between n and n+polling stay), so a provider's
+    prompt cache is invalidated less often."""
+    always_remove_output_for_tags: set[str] = {"remove_output"}
+    """Observations whose `tags` hold one of these are always elided."""
+    always_keep_output_for_tags: set[str] = {"keep_output"}
+    """Observations whose `tags` hold one of these are never elided."""
 
     def __call__(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        observation_indices = [i for i, m in enumerate(messages) if m.get("message_type") == "observation"]
-        # The first observation carries the task, so it is never elided.
-        to_elide = set(observation_indices[1:-self.n] if self.n > 0 else observation_indices[1:])
+        observation_indices = [i for i, m in enumerate(messages)
+                               if m.get("message_type") == "observation" and not m.get("is_demo")]
+        last = max(0, len(observation_indices) // self.polling * self.polling - self.n)
+        # The first observation carries the task, so it is never elided (nor are demonstrations).
+        to_elide = set(observation_indices[1:last])
         result = []
         for index, message in enumerate(messages):
-            if index in to_elide:
-                message = {**message, "content": _elided(message)}
-            result.append(message)
+            tags = set(message.get("tags") or [])
+            keep = (index not in to_elide or tags & self.always_keep_output_for_tags) and not tags & self.always_remove_output_for_tags
+            result.append(message if keep else {**message, "content": _elided(message)})
         return result
 
 
