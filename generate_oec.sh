@@ -7,12 +7,13 @@ usage() {
   cat <<'TXT'
 Usage: generate_oec.sh [options] [-- extra sweagent run-batch options]
 
-With no options: the embedded default. Starts the local model servers if needed (0.5B student, 1.5B expert),
-runs config/local_demo.yaml on the demo instances (config/demo/instances.json), and stops what it started however
-it ends: done, an error, Ctrl-C or SIGTERM (after kill -9 the servers stop themselves).
+With no options: the paper's setup on this machine (config/local_paper_setup.yaml): starts the local model servers
+if needed (0.5B student behind the vLLM-style OpenAI endpoint, 1.5B expert behind the Anthropic Messages endpoint),
+runs two demo instances (config/demo/instances.json), prints a table of the rollouts, and stops what it started
+however it ends: done, an error, Ctrl-C or SIGTERM (after kill -9 the servers stop themselves).
 
 Options (the cluster setup):
-  --config FILE               agent config (default: config/local_demo.yaml)
+  --config FILE               agent config (default: config/local_paper_setup.yaml)
   --instances FILE|DATASET    SWE-smith JSON/JSONL file, or a datasets name/folder (then --split)
   --split NAME                dataset split (default: train)
   --output_dir DIR            run directory (default: from the config)
@@ -30,7 +31,7 @@ TXT
 }
 
 source "$REPO/scripts/cli.sh"
-config="$REPO/config/local_demo.yaml"; local_models=auto; args=()
+config="$REPO/config/local_paper_setup.yaml"; local_models=auto; args=(); output_dir=""; workers=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -41,7 +42,9 @@ while [ $# -gt 0 ]; do
       if [ -e "$2" ] && [ ! -d "$2" ]; then instances_type=file; else instances_type=huggingface; fi
       args+=(--instances.type "$instances_type" --instances.path "$2") ;;
     --split) oec_need_value "$@"; args+=(--instances.split "$2") ;;
-    --output_dir|--num_workers|--rollouts_per_instance|--seed) oec_need_value "$@"; args+=("$1" "$2") ;;
+    --output_dir|--num_workers|--rollouts_per_instance|--seed)
+      oec_need_value "$@"; args+=("$1" "$2")
+      case "$1" in --output_dir) output_dir="$2" ;; --num_workers) workers="$2" ;; esac ;;
     --slice) oec_need_value "$@"; args+=(--instances.slice "$2") ;;
     --filter) oec_need_value "$@"; args+=(--instances.filter "$2") ;;
     --executor) oec_need_value "$@"; args+=(--executor.type "$2") ;;
@@ -69,6 +72,13 @@ case "$local_models" in
 esac
 if [ ${#models[@]} -gt 0 ]; then
   echo "[generate_oec] starting local model servers: ${models[*]} (first run downloads and verifies the weights)"
+  export OEC_LOCAL_PARALLEL="$workers"  # one server slot per rollout worker
   oec_start_local_models "${models[@]}"
 fi
+started=$SECONDS
 oec_run sweagent run-batch --config "$config" "${args[@]}"
+[ -n "$output_dir" ] || output_dir="$(python -c 'import sys; from sweagent.run.config_loading import build_config
+from sweagent.run.run_batch import RunBatchConfig; from pathlib import Path
+print(build_config(RunBatchConfig, [Path(sys.argv[1])], []).output_dir)' "$config")"
+python "$REPO/scripts/rollout_summary.py" "$output_dir"
+echo "[generate_oec] done in $((SECONDS - started)) s"

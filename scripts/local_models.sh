@@ -8,11 +8,13 @@ export OEC_LOCAL_MODELS_OWNER=$$
 OEC_CHILD=""
 OEC_REPLY=""
 
-oec_start_local_models() {  # NAME...: start the servers not running yet; export OEC_<NAME>_API_BASE for the configs
+# NAME...: start the servers not running yet (with $OEC_LOCAL_PARALLEL slots when set); export
+# OEC_<NAME>_API_BASE and OEC_<NAME>_ANTHROPIC_BASE for the configs
+oec_start_local_models() {
   local name key value
   OEC_REPLY="$(mktemp)"
   for name in "$@"; do
-    oec_run sweagent serve-local start "$name" --export >"$OEC_REPLY"
+    oec_run sweagent serve-local start "$name" ${OEC_LOCAL_PARALLEL:+--parallel "$OEC_LOCAL_PARALLEL"} --export >"$OEC_REPLY"
     while IFS='=' read -r key value; do export "$key=$value"; done <"$OEC_REPLY"
   done
   rm -f "$OEC_REPLY"

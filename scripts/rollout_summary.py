@@ -1,0 +1,66 @@
+"""Print one row per rollout of a run directory: what generate_oec.sh shows when it ends.
+
+Switch step drawn and taken, steps by role, well-formed rate by role (answers that became a step, out of the role's
+model calls: every other call was a malformed answer), exit status, patch size and wall time (first to last line of
+the rollout's log).
+
+    python scripts/rollout_summary.py RUN_DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sweagent.trajectory import iter_trajectory_files, load_trajectory
+
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ ")
+
+
+def _wall_seconds(log: Path) -> float | None:
+    if not log.is_file():
+        return None
+    stamps = [m[1] for line in log.read_text(errors="replace").splitlines() if (m := _LOG_TIME.match(line))]
+    if len(stamps) < 2:
+        return None
+    parse = lambda text: datetime.strptime(text, "%Y-%m-%d %H:%M:%S")  # noqa: E731
+    return (parse(stamps[-1]) - parse(stamps[0])).total_seconds()
+
+
+def _rate(steps: int, calls: int) -> str:
+    return f"{steps}/{calls}" if calls else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args()
+    table = Table(title=f"rollouts in {args.run_dir}")
+    for column in ("rollout", "switch drawn", "switched at", "student steps", "expert steps",
+                   "well-formed student", "well-formed expert", "exit status", "patch lines", "wall s"):
+        table.add_column(column, justify="left" if column in {"rollout", "exit status"} else "right", overflow="fold")
+    for path in iter_trajectory_files(args.run_dir):
+        trajectory = load_trajectory(path)
+        roles = trajectory.step_roles()
+        oec = trajectory.info.oec
+        calls = {role: int((getattr(oec, role).stats if oec else {}).get("api_calls", 0)) for role in ("student", "expert")}
+        steps = {role: roles.count(role) for role in ("student", "expert")}
+        patch = trajectory.info.submission or ""
+        changed = sum(1 for line in patch.splitlines() if line[:1] in "+-" and line[:3] not in {"+++", "---"})
+        wall = _wall_seconds(path.with_suffix(".info.log"))
+        table.add_row(
+            path.stem, str(oec.switch_step_drawn if oec else "-"), str(oec.switched_at_step if oec else "-"),
+            str(steps["student"]), str(steps["expert"]), _rate(steps["student"], calls["student"]),
+            _rate(steps["expert"], calls["expert"]), trajectory.info.exit_status or "-", str(changed),
+            f"{wall:.0f}" if wall is not None else "-",
+        )
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
