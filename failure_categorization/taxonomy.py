@@ -10,8 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from failure_categorization.errors import CategorizationError
+from sweagent import REPO_ROOT
 
-DEFAULT_TAXONOMY = Path(__file__).resolve().parents[1] / "config" / "failure_taxonomy.yaml"
+DEFAULT_TAXONOMY = REPO_ROOT / "config" / "failure_taxonomy.yaml"
 ANALYSIS_ERROR = "analysis_error"
 """Reserved category of a trajectory the judge could not be asked about (API failure after retries)."""
 

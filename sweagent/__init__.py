@@ -1,8 +1,11 @@
 """OEC's agent: SWE-agent 1.x semantics (configs, tools, trajectories) with on-policy expert corrections."""
 
-__version__ = "oec-0.1.0"
-
 import os as _os
+from pathlib import Path as _Path
+
+__version__ = "oec-0.1.0"
+REPO_ROOT = _Path(__file__).resolve().parents[1]
+"""The OEC checkout: bundled configs, tool bundles and the demo task set are found from here (the one definition)."""
 
 # SWE-ReX logs every sandbox start at DEBUG on the console; keep the console for progress and results.
 _os.environ.setdefault("SWE_REX_LOG_STREAM_LEVEL", "WARNING")

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sweagent import REPO_ROOT
 
-DEFAULT_INSTANCES = Path(__file__).resolve().parents[2] / "config" / "demo" / "instances.json"
+DEFAULT_INSTANCES = REPO_ROOT / "config" / "demo" / "instances.json"
 EVAL_SUBDIR = "eval"
 """The default eval dir is `<RUN_DIR>/eval`: results travel with the run (no .traj or .pred lives there)."""
 Backend = Literal["local", "docker"]

@@ -25,8 +25,8 @@ from sweagent.utils.errors import describe_validation_error
 
 from oec.sft.errors import SFTError
 from oec.sft.options import STYLE_PARSERS, Style
+from sweagent import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROMPT_CONFIG = REPO_ROOT / "config" / "qwen32b_switch_claude_python_tools.yaml"
 """The paper setup, whose student prompt the benchmarks and synthetic trajectories use."""
 

@@ -35,8 +35,9 @@ from sweagent.trajectory import load_trajectory
 from sweagent.utils.files import write_json_atomic, write_text_atomic
 
 from oec.training.errors import TrainingError
+from sweagent import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 STAGES = ("generate", "student_alone", "evaluate", "sft", "train", "shift")
 BASE_STUDENT = "student"
 

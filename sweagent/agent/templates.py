@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from sweagent.tools.bundles import REPO_ROOT
+from sweagent import REPO_ROOT
 from sweagent.utils.errors import OECError
 
 

@@ -44,8 +44,9 @@ from sweagent.environment.source_cache import cache_root, pristine_tree
 from sweagent.environment.swesmith_profiles import image_name
 from sweagent.environment.workspace import _GIT_ENV, _LOCAL_CONFIG
 from sweagent.instance import TaskInstance, load_instances
+from sweagent import REPO_ROOT
 
-DEFAULT_INSTANCES = Path(__file__).resolve().parents[2] / "config" / "demo" / "instances.json"
+DEFAULT_INSTANCES = REPO_ROOT / "config" / "demo" / "instances.json"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv", "git", "patch", "ca-certificates")
 IMAGE_VENV = "/opt/miniconda3/envs/testbed"

@@ -26,6 +26,7 @@ from sweagent.environment.repo_venv import ensure_test_venv
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError
+from sweagent import REPO_ROOT
 
 DEFAULT_MOUNT = "/testbed"
 """Where the sandbox shows the workspace; SWE-smith's images use the same path."""
@@ -57,7 +58,7 @@ LOG_PARSERS: dict[str, Callable[[str], dict[str, str]]] = {"pytest": _parse_pyte
 
 PROFILES_FILE = "repo_profiles.yaml"
 """The profiles file read next to an instance file."""
-BUNDLED_PROFILES = Path(__file__).resolve().parents[2] / "config" / "demo" / PROFILES_FILE
+BUNDLED_PROFILES = REPO_ROOT / "config" / "demo" / PROFILES_FILE
 _SWESMITH_REPO = r"^(?P<org>[A-Za-z0-9_.-]+)/(?P<owner>[A-Za-z0-9_.-]+?)__(?P<name>[A-Za-z0-9_.-]+)\.(?P<commit>[0-9a-f]{8})$"
 
 

@@ -31,6 +31,7 @@ from sweagent.local_models.locking import exclusive_lock
 from sweagent.local_models.trained import TrainedModel, load_trained, trained_names
 from sweagent.local_models.weights import check_gguf, ensure_weights
 from sweagent.utils.files import write_json_atomic
+from sweagent import REPO_ROOT
 
 SERVE_MODULE = "sweagent.local_models.serve"
 START_TIMEOUT_S = 600.0
@@ -40,7 +41,7 @@ OWNER_ENV = "OEC_LOCAL_MODELS_OWNER"
 BUSY_GRACE_S = 30.0
 """How long a live server of ours may miss health checks (a starved CPU) before `ensure_server` replaces it."""
 _MODULE_DIR = Path(__file__).resolve().parent
-_REPO_ROOT = _MODULE_DIR.parents[1]
+_REPO_ROOT = REPO_ROOT
 # Health checks go straight to loopback, whatever proxy the environment configures.
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sweagent.tools.bundles import REPO_ROOT
+from sweagent import REPO_ROOT
 from sweagent.utils.errors import OECError, user_key_path
 from sweagent.utils.secrets import MASK, redact_data, register_secret
 

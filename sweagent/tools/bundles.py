@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sweagent.tools.commands import Command
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError
+from sweagent import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class BundleError(OECError):
