@@ -20,9 +20,10 @@ def xml(command: str) -> str:
     return f"Next I run a command.\n<function=bash><parameter=command>{command}</parameter></function>"
 
 
-def run(tmp_path: Path, env, outputs: list[str], **tools) -> Trajectory:
+def run(tmp_path: Path, env, outputs: list[str], templates: dict | None = None, **tools) -> Trajectory:
     (tmp_path / "replay.yaml").write_text(yaml.safe_dump(outputs))
     config = AgentConfig.model_validate({
+        "templates": templates or {},
         "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}, **tools},
         "model": {"type": "replay", "replay_path": str(tmp_path / "replay.yaml")},
     })
@@ -70,3 +71,12 @@ def test_answers_that_never_parse_end_with_exit_format_without_running_anything(
     trajectory = run(tmp_path, env, [garbage] * 4)
     assert trajectory.info.exit_status == "exit_format" and trajectory.trajectory == []
     assert not any(garbage in command for command in env.commands)
+
+
+def test_observation_templates_see_the_working_dir(tmp_path, fake_env):
+    env = fake_env(lambda command: "calc.py" if command == "ls" else "")
+    templates = {"next_step_template": "{{working_dir}}$ ls\n{{observation}}", "next_step_no_output_template": "(nothing in {{working_dir}})"}
+    trajectory = run(tmp_path, env, [xml("ls"), xml("true"), "Done.\n<function=submit></function>"], templates)
+    observations = [message.text for message in trajectory.history if message.role == "user"][1:]
+    assert observations[:2] == ["/testbed$ ls\ncalc.py", "(nothing in /testbed)"]
+    assert trajectory.trajectory[0].state["working_dir"] == "/testbed"  # recorded, so SFT rows render the same text

@@ -396,6 +396,7 @@ def oracle_run(tmp_path_factory) -> Path:
     assert run_batch(["--config", str(REPO / "config/local_oracle_demo.yaml"), "--config", str(REPO / "config/schemes/scripted_student.yaml"),
                       "--agent.model.models.0.model.replay_path", str(REPO / "config/schemes/scripted_student_outputs.yaml"),
                       "--agent.model.switch.start", "3", "--agent.model.switch.end", "3",
+                      "--agent.templates.next_step_template", "OBSERVATION in {{working_dir}}:\n{{observation}}",
                       "--instances.slice", ":1", "--output_dir", str(run)]) == 0
     return run
 
@@ -416,6 +417,7 @@ def test_rows_of_a_real_run_open_with_the_exact_messages_its_student_was_sent(tm
     # full observations: the student's own observation messages, as its history recorded them
     student_observations = [m.text for m in trajectory.history[2:] if m.role == "user" and m.message_type == "observation"][:3]
     assert [m["content"] for m in row["messages"][3:9:2]] == student_observations
+    assert any(text.startswith("OBSERVATION in /testbed:\n") for text in student_observations)
     assert row["model_switch_idx"] == 3
 
 

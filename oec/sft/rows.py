@@ -53,7 +53,7 @@ def build_messages(prompt: StudentPrompt, turns: list[Turn], weights: list[int],
         messages.append(answer)
         if turn.observation is None:
             continue
-        content = prompt.templates.observation_message(turn.observation)
+        content = prompt.templates.observation_message(turn.observation, **{"working_dir": working_dir, **turn.state})
         if prompt.native_tool_calls:
             messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
         else:

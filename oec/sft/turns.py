@@ -10,7 +10,8 @@ submitted gets a proper final submit turn instead: that patch was graded, so sub
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sweagent.tools.commands import Command
 from sweagent.tools.parsing import FormatError, FunctionCallingParser, ToolCall, action_to_call, validate_call
@@ -34,6 +35,8 @@ class Turn:
     call: ToolCall
     observation: str | None
     """None for the last turn: its output is never shown to the model."""
+    state: dict[str, Any] = field(default_factory=dict)
+    """What the observation template saw besides the output (working_dir, the bundles' state), as recorded."""
 
 
 def _is_exit_turn(step: TrajectoryStep) -> bool:
@@ -60,7 +63,7 @@ def trajectory_turns(trajectory: Trajectory, commands: list[Command]) -> list[Tu
             call = _call_of(step, commands)
         except FormatError as exc:
             raise TurnError(f"step {index}: {exc}") from None
-        turns.append(Turn(last_role, step.model_name or "", step.thought.strip(), call, step.observation))
+        turns.append(Turn(last_role, step.model_name or "", step.thought.strip(), call, step.observation, dict(step.state)))
     if trajectory.info.submission and (not turns or turns[-1].call.name != SUBMIT):
         try:
             submit = validate_call(SUBMIT, {}, commands)

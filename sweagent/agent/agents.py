@@ -136,6 +136,11 @@ class DefaultAgent:
         for observation in ("output", "", "x" * (self.profile.templates.max_observation_length + 1)):
             self.profile.templates.observation_message(observation, lenient=self._lenient, **self._state)
 
+    def _read_state(self, env: SWEEnv) -> dict[str, Any]:
+        """What observation templates see besides the output: the working dir, then what the bundles' state
+        commands reported (SWE-agent's `{{working_dir}}`, `{{open_file}}`, ...)."""
+        return {"working_dir": env.config.working_dir, **self.profile.tools.get_state(env)}
+
     def _observation_message(self, observation: str, tool_call_ids: list[str] | None) -> None:
         content = self.profile.templates.observation_message(observation, lenient=self._lenient, **self._state)
         if tool_call_ids:
@@ -216,7 +221,7 @@ class DefaultAgent:
         if submitted:
             self.info.submission = env.read_file("/root/model.patch")
             observation = observation.replace(SUBMISSION_MARKER, "").strip()
-        self._state = self.profile.tools.get_state(env)
+        self._state = self._read_state(env)
         self._observation_message(observation, tool_call_ids)
         self.steps.append(TrajectoryStep(
             action=parsed.action, observation=observation, response=output.content, thought=parsed.thought,
@@ -255,7 +260,7 @@ class DefaultAgent:
         writer = TrajectoryWriter(traj_path(output_dir, traj_id))
         try:
             self.profile.tools.install(env, env.config.working_dir)
-            self._state = self.profile.tools.get_state(env)
+            self._state = self._read_state(env)
             self.history = self.build_opening_messages(env)
             writer.checkpoint(self.trajectory(env), self.history)
             while not self.step(env):
