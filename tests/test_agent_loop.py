@@ -80,3 +80,14 @@ def test_observation_templates_see_the_working_dir(tmp_path, fake_env):
     observations = [message.text for message in trajectory.history if message.role == "user"][1:]
     assert observations[:2] == ["/testbed$ ls\ncalc.py", "(nothing in /testbed)"]
     assert trajectory.trajectory[0].state["working_dir"] == "/testbed"  # recorded, so SFT rows render the same text
+
+
+def test_one_knob_cuts_what_the_model_sees_and_the_step_keeps_the_whole_output(tmp_path, fake_env):
+    long = "x" * 250
+    env = fake_env(lambda command: long if command == "cat big" else "")
+    # max_observation_chars, the retired second knob, is still accepted (recorded run configs carry it) and does nothing
+    trajectory = run(tmp_path, env, [xml("cat big"), "Done.\n<function=submit></function>"],
+                     {"max_observation_length": 100}, max_observation_chars=10)
+    shown = [message.text for message in trajectory.history if message.role == "user"][1]
+    assert shown.startswith("Observation: " + "x" * 100 + "<response clipped>") and "150 characters were left out" in shown
+    assert trajectory.trajectory[0].observation == long

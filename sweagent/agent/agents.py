@@ -198,7 +198,7 @@ class DefaultAgent:
         self._execution_time += elapsed
         if self._execution_time > tools.total_execution_timeout:
             raise _ExitRun("exit_command_timeout", f"total execution time {self._execution_time:.0f}s exceeded")
-        return observation[: tools.max_observation_chars], elapsed
+        return observation, elapsed  # recorded whole (the runtime bounds it); templates cut what the model sees
 
     def step(self, env: SWEEnv) -> bool:
         """One agent step; returns True when the model submitted."""

@@ -73,8 +73,6 @@ class ToolConfig(BaseModel):
     """After this many timeouts in a row the run ends with exit_command_timeout."""
     total_execution_timeout: float = 1800
     """Seconds of command execution an instance may use in total."""
-    max_observation_chars: int = 100_000
-    """Longer observations are cut (with a note) before they reach the model."""
     filter: ToolFilterConfig = Field(default_factory=ToolFilterConfig)
     """Interactive commands refused before they run."""
     submit_command: str = "submit"
@@ -89,6 +87,16 @@ class ToolConfig(BaseModel):
     """Seconds each bundle's install.sh and the reset commands may run."""
     format_error_template: str | None = None
     """Shown after a malformed answer; default: the parse function's own `format_error_template`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_keys(cls, data: Any) -> Any:
+        """`max_observation_chars` (an OEC key until now) was a second truncation knob: observations are now recorded as
+        the environment returned them and cut for the model at `agent.templates.max_observation_length` (SWE-agent's
+        one knob). It is still accepted, so older configs and every recorded run config load; it does nothing."""
+        if isinstance(data, dict) and "max_observation_chars" in data:
+            data = {key: value for key, value in data.items() if key != "max_observation_chars"}
+        return data
 
     @model_validator(mode="after")
     def _unique_command_names(self) -> ToolConfig:
