@@ -222,3 +222,28 @@ def test_sweagent_history_processor_keys():
     assert [m["content"] for m in RemoveRegex(keep_last=1)(diffs)] == ["obs0", "obs1", "<diff>\nd2\n</diff>obs2"]
     marked = CacheControl(last_n_messages=1, last_n_messages_offset=1)(diffs)
     assert [isinstance(m["content"], list) for m in marked] == [False, True, False]
+
+
+@pytest.mark.slow
+def test_a_retry_agent_of_switching_rollouts_is_a_best_of_n_expert(tmp_path):
+    """Each attempt is a student prefix handed to the expert; the chosen one keeps its roles and info.oec."""
+    instance_id = json.loads(INSTANCES.read_text())[0]["instance_id"]
+    (tmp_path / "student.yaml").write_text(yaml.safe_dump([bash("ls")]))
+    (tmp_path / "chooser.yaml").write_text(yaml.safe_dump(["Both pass; the second.\n1"]))
+    attempt = {"templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
+               "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+               "model": {"type": "switching", "switch": {"type": "step_count", "step": 1}, "models": [
+                   {"model": {"type": "replay", "replay_path": str(tmp_path / "student.yaml"), "name": "student"}},
+                   {"model": {"type": "oracle", "instances_path": str(INSTANCES)}}]}}
+    chooser = {"model": {"type": "replay", "replay_path": str(tmp_path / "chooser.yaml"), "name": "chooser"},
+               "system_template": "Pick.", "instance_template": "{% for s in submissions %}{{loop.index0}}: {{s}}\n{% endfor %}",
+               "submission_template": "{{submission}}"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "agent": {"type": "retry", "agent_configs": [attempt],
+                  "retry_loop": {"type": "chooser", "chooser": chooser, "max_attempts": 2, "cost_limit": 0}},
+        "instances": {"path": str(INSTANCES), "filter": f"^{instance_id}$"}, "output_dir": str(tmp_path / "run")}))
+    assert run_batch(build_config(RunBatchConfig, [tmp_path / "config.yaml"], [])) == {"submitted": 1}
+    trajectory = load_trajectory(tmp_path / "run" / instance_id / f"{instance_id}.traj")
+    assert trajectory.info.retry["best_attempt_idx"] == 1 and trajectory.info.oec.switched_at_step == 1
+    assert trajectory.step_roles()[0] == "student" and set(trajectory.step_roles()[1:]) == {"expert"}
+    assert [a["info"]["oec"]["switched_at_step"] for a in trajectory.attempts] == [1, 1]
