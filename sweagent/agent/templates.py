@@ -25,13 +25,14 @@ class TemplateConfig(BaseModel):
     """First message. Variables: command_docs, working_dir."""
     instance_template: str = (
         "<uploaded_files>\n{{working_dir}}\n</uploaded_files>\n"
-        "A Python code repository is in {{working_dir}}. Here is an issue reported by a user:\n\n"
+        "The repository above is checked out in {{working_dir}}. A user reported this issue:\n\n"
         "<issue>\n{{problem_statement}}\n</issue>\n\n"
-        "Change the non-test files in {{working_dir}} so that the issue is resolved. The tests are not yours to edit.\n"
-        "Suggested steps: find the relevant code; reproduce the problem with a small script run with `python`; "
-        "fix the source; rerun the script; think about edge cases; then submit."
+        "Make the smallest change to the non-test files in {{working_dir}} that resolves the issue. The test files are\n"
+        "not yours to edit. Read the relevant code, reproduce the problem with a short script, fix the source, confirm\n"
+        "the fix, consider edge cases, then call submit."
     )
-    """Task message. Variables: problem_statement, working_dir, command_docs."""
+    """Task message. Variables: problem_statement, working_dir, command_docs. The default is the paper setup's, which
+    every bundled config uses (so the text lives here once)."""
     next_step_template: str = "OBSERVATION:\n{{observation}}"
     """Message after each action. Variables: observation, working_dir."""
     next_step_no_output_template: str = "Your command ran successfully and did not produce any output."
