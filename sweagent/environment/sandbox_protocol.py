@@ -5,64 +5,19 @@ Sandbox to host: `{"id": n, "response": <swerex response model>}` or `{"id": n, 
 Exceptions are re-raised on the host as the same swerex (or builtin, or pexpect) exception type, so callers handle
 `CommandTimeoutError` and friends exactly as with any other swerex runtime. Every line is bounded: the server cuts
 command output to MAX_OUTPUT_CHARS, and the host refuses a reply line longer than MAX_REPLY_BYTES.
+This module is the framing both sides share and imports nothing beyond the standard library, so the server starts
+fast; the models each method carries, which the host checks every reply against, are in `sandbox_messages.py`.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 import traceback
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import pexpect.exceptions
-from pydantic import TypeAdapter
-
-import swerex.exceptions
-from swerex.runtime.abstract import (
-    Action,
-    CloseResponse,
-    CloseSessionRequest,
-    CloseSessionResponse,
-    Command,
-    CommandResponse,
-    CreateSessionRequest,
-    CreateSessionResponse,
-    IsAliveResponse,
-    Observation,
-    ReadFileRequest,
-    ReadFileResponse,
-    UploadRequest,
-    UploadResponse,
-    WriteFileRequest,
-    WriteFileResponse,
-    _ExceptionTransfer,
-)
-
-
-@dataclass(frozen=True)
-class Method:
-    """The request and response types of one runtime method (`request` is None for methods without arguments)."""
-
-    request: TypeAdapter[Any] | None
-    response: TypeAdapter[Any]
-
-
-METHODS: dict[str, Method] = {
-    "is_alive": Method(None, TypeAdapter(IsAliveResponse)),
-    "create_session": Method(TypeAdapter(CreateSessionRequest), TypeAdapter(CreateSessionResponse)),
-    "run_in_session": Method(TypeAdapter(Action), TypeAdapter(Observation)),
-    "close_session": Method(TypeAdapter(CloseSessionRequest), TypeAdapter(CloseSessionResponse)),
-    "execute": Method(TypeAdapter(Command), TypeAdapter(CommandResponse)),
-    "read_file": Method(TypeAdapter(ReadFileRequest), TypeAdapter(ReadFileResponse)),
-    "write_file": Method(TypeAdapter(WriteFileRequest), TypeAdapter(WriteFileResponse)),
-    "upload": Method(TypeAdapter(UploadRequest), TypeAdapter(UploadResponse)),
-    "close": Method(None, TypeAdapter(CloseResponse)),
-}
-
-# Only these modules may name the class of a re-raised exception: a message from the sandbox never makes the host
-# import anything.
-_EXCEPTION_MODULES = {module.__name__: module for module in (builtins, swerex.exceptions, pexpect.exceptions)}
+METHOD_NAMES = ("is_alive", "create_session", "run_in_session", "close_session", "execute", "read_file",
+                "write_file", "upload", "close")
+"""swerex AbstractRuntime methods the server answers."""
 
 
 MAX_OUTPUT_CHARS = 4 * 1024 * 1024
@@ -112,40 +67,7 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def decode_reply(line: bytes) -> dict[str, Any]:
-    """A reply: an integer id and exactly one of `response` or `exception` (a well-formed transfer); nothing else."""
-    message = decode(line)
-    keys = set(message) - {"id"}
-    if keys not in ({"response"}, {"exception"}):
-        raise ProtocolError(f"a reply must carry exactly one of response/exception, got keys {sorted(message)}")
-    if "exception" in message:
-        try:
-            _ExceptionTransfer.model_validate(message["exception"])
-        except ValueError:
-            raise ProtocolError("malformed exception transfer") from None
-    return message
-
-
 def exception_to_wire(exc: BaseException) -> dict[str, Any]:
-    transfer = _ExceptionTransfer(
-        message=str(exc),
-        class_path=f"{type(exc).__module__}.{type(exc).__qualname__}",
-        traceback="".join(traceback.format_exception(exc)),
-        extra_info=getattr(exc, "extra_info", {}) or {},
-    )
-    return transfer.model_dump(mode="json")
-
-
-def exception_from_wire(data: dict[str, Any]) -> Exception:
-    """The host-side exception for a transferred one; unknown classes become a plain SwerexException."""
-    transfer = _ExceptionTransfer.model_validate(data)
-    module_name, _, class_name = transfer.class_path.rpartition(".")
-    cls = getattr(_EXCEPTION_MODULES.get(module_name), class_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Exception)):
-        cls = swerex.exceptions.SwerexException
-    try:
-        exc = cls(transfer.message)
-    except TypeError:  # a class whose constructor wants more than a message
-        exc = swerex.exceptions.SwerexException(f"{transfer.class_path}: {transfer.message}")
-    exc.extra_info = transfer.extra_info  # type: ignore[attr-defined]
-    return exc
+    """An exception as swerex's `_ExceptionTransfer` fields."""
+    return {"message": str(exc), "class_path": f"{type(exc).__module__}.{type(exc).__qualname__}",
+            "traceback": "".join(traceback.format_exception(exc)), "extra_info": getattr(exc, "extra_info", {}) or {}}

@@ -24,27 +24,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from swerex.exceptions import CommandTimeoutError, NonZeroExitCodeError, SessionDoesNotExistError, SessionExistsError
-from swerex.runtime.abstract import (
-    Action,
-    CloseResponse,
-    CloseSessionRequest,
-    CloseSessionResponse,
-    Command,
-    CommandResponse,
-    CreateBashSessionRequest,
-    CreateSessionRequest,
-    CreateSessionResponse,
-    IsAliveResponse,
-    Observation,
-    ReadFileRequest,
-    ReadFileResponse,
-    UploadRequest,
-    UploadResponse,
-    WriteFileRequest,
-    WriteFileResponse,
-)
 
-from sweagent.environment.sandbox_protocol import METHODS, decode, encode, exception_to_wire, truncate_output
+from sweagent.environment.sandbox_protocol import METHOD_NAMES, decode, encode, exception_to_wire, truncate_output
 from sweagent.environment.sandbox_session import SandboxBashSession
 
 _PR_SET_DUMPABLE = 4
@@ -95,87 +76,102 @@ def _forbid_fd_access() -> None:
 
 
 class _Runtime:
-    """swerex's AbstractRuntime, served here (synchronously, one request at a time): our bash sessions, plain
-    subprocesses and file operations, with output cut to MAX_OUTPUT_CHARS so a reply always fits the host's limit."""
+    """swerex's AbstractRuntime, served here one request at a time: our bash sessions, plain subprocesses and file
+    operations, with output cut to MAX_OUTPUT_CHARS so a reply always fits the host's limit.
+
+    Requests and replies are the JSON of swerex's models (the host dumps every field of a request, and validates
+    every reply), read and written here as plain dicts: no pydantic, so the server is up in a fraction of the time.
+    """
 
     def __init__(self) -> None:
         self.sessions: dict[str, SandboxBashSession] = {}
 
-    def is_alive(self) -> IsAliveResponse:
-        return IsAliveResponse(is_alive=True)
+    def is_alive(self) -> dict[str, Any]:
+        return {"is_alive": True, "message": ""}
 
-    def create_session(self, request: CreateSessionRequest) -> CreateSessionResponse:
-        if request.session in self.sessions:
-            raise SessionExistsError(f"session {request.session} already exists")
-        if not isinstance(request, CreateBashSessionRequest):
+    def create_session(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("session", "default")
+        if name in self.sessions:
+            raise SessionExistsError(f"session {name} already exists")
+        if request.get("session_type", "bash") != "bash":
             raise ValueError(f"unknown session type: {request!r}")
-        session = SandboxBashSession(request)
-        self.sessions[request.session] = session
-        return session.start()
+        session = SandboxBashSession(list(request.get("startup_source") or []), request.get("startup_timeout", 1.0))
+        self.sessions[name] = session
+        return {"output": session.start(), "session_type": "bash"}
 
     def _session(self, name: str) -> SandboxBashSession:
         if name not in self.sessions:
             raise SessionDoesNotExistError(f"session {name!r} does not exist")
         return self.sessions[name]
 
-    def run_in_session(self, action: Action) -> Observation:
-        observation = self._session(action.session).run(action)
-        observation.output = truncate_output(observation.output)
+    def run_in_session(self, action: dict[str, Any]) -> dict[str, Any]:
+        session = self._session(action.get("session", "default"))
+        if action.get("action_type") == "bash_interrupt":
+            observation = session.interrupt(timeout=action.get("timeout", 0.2), n_retry=action.get("n_retry", 3),
+                                            expect=action.get("expect") or [])
+        elif action.get("is_interactive_command") or action.get("is_interactive_quit"):
+            raise ValueError("interactive commands are not supported by the sandbox's bash session")
+        else:
+            observation = session.run(action["command"], timeout=action.get("timeout"), check=action.get("check", "raise"),
+                                      error_msg=action.get("error_msg", ""), expect=action.get("expect") or [])
+        observation["output"] = truncate_output(observation["output"])
         return observation
 
-    def close_session(self, request: CloseSessionRequest) -> CloseSessionResponse:
-        response = self._session(request.session).close()
-        del self.sessions[request.session]
-        return response
+    def close_session(self, request: dict[str, Any]) -> dict[str, Any]:
+        name = request.get("session", "default")
+        self._session(name).close()
+        del self.sessions[name]
+        return {"session_type": "bash"}
 
-    def execute(self, command: Command) -> CommandResponse:
+    def execute(self, command: dict[str, Any]) -> dict[str, Any]:
         """One command outside any session."""
+        timeout = command.get("timeout")
         try:
-            result = subprocess.run(command.command, shell=command.shell, timeout=command.timeout, env=command.env,
-                                    cwd=command.cwd, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT if command.merge_output_streams else subprocess.PIPE)
+            result = subprocess.run(command["command"], shell=command.get("shell", False), timeout=timeout,
+                                    env=command.get("env"), cwd=command.get("cwd"), stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT if command.get("merge_output_streams") else subprocess.PIPE)
         except subprocess.TimeoutExpired as exc:
-            raise CommandTimeoutError(f"Timeout ({command.timeout}s) exceeded while running command") from exc
-        response = CommandResponse(stdout=truncate_output(result.stdout.decode(errors="backslashreplace")),
-                                   stderr=truncate_output((result.stderr or b"").decode(errors="backslashreplace")),
-                                   exit_code=result.returncode)
-        if command.check and result.returncode != 0:
-            message = (f"Command {command.command!r} failed with exit code {result.returncode}. "
-                       f"Stdout:\n{response.stdout!r}\nStderr:\n{response.stderr!r}")
-            raise NonZeroExitCodeError(f"{command.error_msg}: {message}" if command.error_msg else message)
-        return response
+            raise CommandTimeoutError(f"Timeout ({timeout}s) exceeded while running command") from exc
+        stdout = truncate_output(result.stdout.decode(errors="backslashreplace"))
+        stderr = truncate_output((result.stderr or b"").decode(errors="backslashreplace"))
+        if command.get("check") and result.returncode != 0:
+            message = (f"Command {command['command']!r} failed with exit code {result.returncode}. "
+                       f"Stdout:\n{stdout!r}\nStderr:\n{stderr!r}")
+            raise NonZeroExitCodeError(f"{command['error_msg']}: {message}" if command.get("error_msg") else message)
+        return {"stdout": stdout, "stderr": stderr, "exit_code": result.returncode}
 
-    def read_file(self, request: ReadFileRequest) -> ReadFileResponse:
-        return ReadFileResponse(content=Path(request.path).read_text(encoding=request.encoding, errors=request.errors))
+    def read_file(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {"content": Path(request["path"]).read_text(encoding=request.get("encoding"), errors=request.get("errors"))}
 
-    def write_file(self, request: WriteFileRequest) -> WriteFileResponse:
-        Path(request.path).parent.mkdir(parents=True, exist_ok=True)
-        Path(request.path).write_text(request.content)
-        return WriteFileResponse()
+    def write_file(self, request: dict[str, Any]) -> dict[str, Any]:
+        path = Path(request["path"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(request["content"])
+        return {}
 
-    def upload(self, request: UploadRequest) -> UploadResponse:
+    def upload(self, request: dict[str, Any]) -> dict[str, Any]:
         """Copy the host-staged file or directory to its target, creating parents; directories merge into an
         existing target (as with swerex's server) and file modes survive, so tool scripts stay executable."""
-        source, target = Path(request.source_path), Path(request.target_path)
+        source, target = Path(request["source_path"]), Path(request["target_path"])
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
         else:
             shutil.copy2(source, target)
-        return UploadResponse()
+        return {}
 
-    def close(self) -> CloseResponse:
+    def close(self) -> dict[str, Any]:
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
-        return CloseResponse()
+        return {}
 
 
 def _dispatch(runtime: _Runtime, method_name: str, payload: Any) -> dict[str, Any]:
-    method = METHODS[method_name]
-    args = [] if method.request is None else [method.request.validate_python(payload)]
-    response = getattr(runtime, method_name)(*args)
-    return method.response.dump_python(response, mode="json")
+    if method_name not in METHOD_NAMES:
+        raise ValueError(f"unknown sandbox method {method_name!r}")
+    method = getattr(runtime, method_name)
+    return method() if method_name in ("is_alive", "close") else method(payload if isinstance(payload, dict) else {})
 
 
 def _read_requests(requests: BinaryIO, work: queue.Queue[dict[str, Any] | None], replies: _Replies) -> None:
@@ -186,7 +182,7 @@ def _read_requests(requests: BinaryIO, work: queue.Queue[dict[str, Any] | None],
             print(f"sandbox_server: dropping bad request: {exc}", file=sys.stderr)
             continue
         if message.get("method") == "is_alive":
-            replies.send({"id": message["id"], "response": IsAliveResponse(is_alive=True).model_dump(mode="json")})
+            replies.send({"id": message["id"], "response": {"is_alive": True, "message": ""}})
         else:
             work.put(message)
     work.put(None)
@@ -200,8 +196,6 @@ def serve(requests: BinaryIO, replies: _Replies) -> None:
     while (message := work.get()) is not None:
         method_name = message.get("method")
         try:
-            if method_name not in METHODS:
-                raise ValueError(f"unknown sandbox method {method_name!r}")
             reply = {"id": message["id"], "response": _dispatch(runtime, method_name, message.get("request"))}
         except Exception as exc:  # every failure goes back to the host, which re-raises it
             reply = {"id": message["id"], "exception": exception_to_wire(exc)}

@@ -9,6 +9,7 @@ in-process: once as the body of a function that is never called (a syntax error 
 BashIncorrectSyntaxError), then as a `{ ...; }` group evaluated by the shell itself, so cwd, variables and heredocs
 behave as typed. The output, the exit code behind a per-session marker, and the prompt come back in one read.
 Wherever the shell's state is unknown (start, after an interrupt) a fresh marker is printed and awaited.
+Observations are plain dicts in the shape of swerex's BashObservation, which the host validates.
 """
 
 from __future__ import annotations
@@ -17,16 +18,10 @@ import os
 import re
 import secrets
 
+from typing import Any
+
 import pexpect
 from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError, NonZeroExitCodeError
-from swerex.runtime.abstract import (
-    BashAction,
-    BashInterruptAction,
-    BashObservation,
-    CloseBashSessionResponse,
-    CreateBashSessionRequest,
-    CreateBashSessionResponse,
-)
 
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \"#$%&()*+,-./:;<=>?@[]^_`{|}~")
 _ESCAPES = {ord("\\"): "\\\\", ord("'"): "\\'", ord("\n"): "\\n", ord("\t"): "\\t"}
@@ -51,9 +46,14 @@ def _clean(text: str | None) -> str:
     return _ANSI_ESCAPE.sub("", text or "").replace("\r\n", "\n")
 
 
+def _observation(output: str, exit_code: int | None, expect_string: str) -> dict[str, Any]:
+    return {"output": output, "exit_code": exit_code, "failure_reason": "", "expect_string": expect_string, "session_type": "bash"}
+
+
 class SandboxBashSession:
-    def __init__(self, request: CreateBashSessionRequest) -> None:
-        self.request = request
+    def __init__(self, startup_source: list[str], startup_timeout: float) -> None:
+        self._startup_source = startup_source
+        self._startup_timeout = startup_timeout
         self._token = secrets.token_hex(8)
         self._ps1 = f"OECPS1{self._token}X"
         """The prompt, random per session. PS1 holds it as `OECPS1${__oec_ps1}X`, assembled only when bash draws
@@ -68,13 +68,13 @@ class SandboxBashSession:
             raise RuntimeError("the bash session is closed")
         return self._shell
 
-    def start(self) -> CreateBashSessionResponse:
-        """Spawn bash, set the prompt, and wait until it has run that line."""
+    def start(self) -> str:
+        """Spawn bash, set the prompt, and wait until it has run that line; returns what the setup printed."""
         self._shell = pexpect.spawn("bash", encoding="utf-8", codec_errors="backslashreplace", echo=False, env=dict(os.environ))
         self._shell.delaybeforesend = None  # pexpect's 50 ms pause before each write is for password prompts
-        setup = [f"source {path}" for path in self.request.startup_source]
+        setup = [f"source {path}" for path in self._startup_source]
         setup += [f"__oec_ps1={self._token}", "PS1='OECPS1${__oec_ps1}X'", "PS2=''", "PS0=''"]  # none exported
-        return CreateBashSessionResponse(output=self._sync(" ; ".join(setup), self.request.startup_timeout))
+        return self._sync(" ; ".join(setup), self._startup_timeout)
 
     def _sync(self, line: str, timeout: float) -> str:
         """Run `line`, then wait for a fresh marker and the prompt after it; returns what came before the marker."""
@@ -85,15 +85,13 @@ class SandboxBashSession:
         self.shell.expect(self._ps1, timeout=timeout)
         return before
 
-    def run(self, action: BashAction | BashInterruptAction) -> BashObservation:
-        if isinstance(action, BashInterruptAction):
-            return self.interrupt(action)
-        if action.is_interactive_command or action.is_interactive_quit:
-            raise ValueError("interactive commands are not supported by the sandbox's bash session")
-        observation = self._run(action)
-        if action.check == "raise" and observation.exit_code != 0:
-            message = f"Command {action.command!r} failed with exit code {observation.exit_code}. Here is the output:\n{observation.output!r}"
-            raise NonZeroExitCodeError(f"{action.error_msg}: {message}" if action.error_msg else message)
+    def run(self, command: str, *, timeout: float | None, check: str = "raise", error_msg: str = "",
+            expect: list[str] = ()) -> dict[str, Any]:
+        """Run one command (any number of lines, heredocs included); swerex's BashAction semantics for `check`."""
+        observation = self._run(command, timeout, check, list(expect))
+        if check == "raise" and observation["exit_code"] != 0:
+            message = f"Command {command!r} failed with exit code {observation['exit_code']}. Here is the output:\n{observation['output']!r}"
+            raise NonZeroExitCodeError(f"{error_msg}: {message}" if error_msg else message)
         return observation
 
     def _command_line(self, command: str) -> str:
@@ -102,47 +100,46 @@ class SandboxBashSession:
                 f"then unset -f __oec_parse; eval \"{{ : ; $__oec_cmd\"$'\\n}}'; printf '%s%s%sY' {status} \"$?\"; "
                 f"else printf '%s%ssyntaxY' {status}; fi")
 
-    def _run(self, action: BashAction) -> BashObservation:
-        """Run one command (any number of lines, heredocs included) and read its output and exit code."""
-        self.shell.sendline(self._command_line(action.command))
-        expect_strings = action.expect + [self._ps1]
+    def _run(self, command: str, timeout: float | None, check: str, expect: list[str]) -> dict[str, Any]:
+        self.shell.sendline(self._command_line(command))
+        expect_strings = expect + [self._ps1]
         try:
-            index = self.shell.expect(expect_strings, timeout=action.timeout)  # type: ignore[arg-type]
+            index = self.shell.expect(expect_strings, timeout=timeout)
         except pexpect.TIMEOUT as exc:
-            raise CommandTimeoutError(f"timeout after {action.timeout} seconds while running command {action.command!r}") from exc
+            raise CommandTimeoutError(f"timeout after {timeout} seconds while running command {command!r}") from exc
         before, matched = _clean(self.shell.before), expect_strings[index]  # type: ignore[arg-type]
         statuses = list(self._status_re.finditer(before))
         if matched != self._ps1 or not statuses:  # an `expect` string came first
-            return BashObservation(output=before, exit_code=None, expect_string=matched)
+            return _observation(before, None, matched)
         status = statuses[-1]
         output = before[: status.start()]
         if status[1] == "syntax":
             raise BashIncorrectSyntaxError(
-                f"Error (exit code 2) while checking bash command \n{action.command!r}\n---- Stderr ----\n{output}",
+                f"Error (exit code 2) while checking bash command \n{command!r}\n---- Stderr ----\n{output}",
                 extra_info={"bash_stdout": "", "bash_stderr": output},
             )
-        return BashObservation(output=output, exit_code=None if action.check == "ignore" else int(status[1]), expect_string=matched)
+        return _observation(output, None if check == "ignore" else int(status[1]), matched)
 
-    def interrupt(self, action: BashInterruptAction) -> BashObservation:
+    def interrupt(self, *, timeout: float, n_retry: int, expect: list[str] = ()) -> dict[str, Any]:
         """Ctrl-C (a few times), else suspend and kill the foreground job; the shell, cwd and variables stay."""
         output = ""
-        for _ in range(action.n_retry):
+        for _ in range(n_retry):
             self.shell.sendintr()
             try:
-                self.shell.expect(action.expect + [self._ps1], timeout=action.timeout)  # type: ignore[arg-type]
+                self.shell.expect([*expect, self._ps1], timeout=timeout)
             except pexpect.TIMEOUT:
                 continue
             output += _clean(self.shell.before)  # type: ignore[arg-type]
             break
         else:
             self.shell.sendcontrol("z")
-            self.shell.expect(self._ps1, timeout=max(action.timeout, 5))
+            self.shell.expect(self._ps1, timeout=max(timeout, 5))
             output += _clean(self.shell.before)  # type: ignore[arg-type]
             self.shell.sendline("kill -9 %1")
-        output += self._sync("", timeout=max(action.timeout, 5))  # whatever prompts the interrupt left, then ours
-        return BashObservation(output=output.strip(), exit_code=0, expect_string=self._ps1)
+        output += self._sync("", timeout=max(timeout, 5))  # whatever prompts the interrupt left, then ours
+        return _observation(output.strip(), 0, self._ps1)
 
-    def close(self) -> CloseBashSessionResponse:
+    def close(self) -> None:
         """Close the pty and end bash (pexpect's pauses for that, 0.1 s each, cut to 5 ms)."""
         shell, self._shell = self._shell, None
         if shell is not None:
@@ -151,4 +148,3 @@ class SandboxBashSession:
                 shell.close(force=True)
             except (pexpect.ExceptionPexpect, OSError):
                 pass  # the server's exit takes the sandbox, and this bash, down anyway
-        return CloseBashSessionResponse()
