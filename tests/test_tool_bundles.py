@@ -190,3 +190,41 @@ def test_the_registry_is_installed_when_a_config_leaves_it_out(tmp_path, repo):
         block("open calc.py"), block("edit 2:2\n    return a + b\nend_of_edit"), block("submit")], registry=False)
     assert obs[0].startswith("[File: /testbed/calc.py") and obs[1].startswith("File updated.")
     assert "+    return a + b" in trajectory.info.submission
+
+
+@pytest.mark.slow
+def test_lint_on_edit_works_alike_in_the_sandbox_and_in_a_container_without_touching_the_task_environment(tmp_path):
+    """A container gets OEC's copy of flake8 for the image's python3 (sweagent/tools/tool_packages.py)."""
+    import subprocess
+
+    from sweagent.environment.container_images import ImageBuilder
+    from sweagent.instance import load_instances
+    from sweagent.run.run_batch import RunBatchConfig, run_batch
+    from sweagent.tools.bundles import REPO_ROOT
+    from sweagent.trajectory import load_trajectory, traj_path
+
+    started = subprocess.run([str(REPO_ROOT / "scripts" / "docker_images.sh"), "engine"], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.skip(f"no docker engine can start here: {(started.stderr or started.stdout).strip().splitlines()[-1:]}")
+    instances = REPO_ROOT / "config/demo/instances.json"
+    instance = load_instances(instances)[0]
+    ImageBuilder().build([instance])
+    outputs = [block("create /testbed/lint_probe.py"), block("edit 1:1\nx = (\nend_of_edit"), block("edit 1:1\nx = 1\nend_of_edit"),
+               block("python -c 'import flake8' 2>&1 | tail -1"), block("submit")]
+    observations = {}
+    for name in ("sandbox", "docker"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "replay.yaml").write_text(yaml.safe_dump(outputs))
+        (folder / "config.yaml").write_text(yaml.safe_dump({
+            "agent": {"tools": {"bundles": [{"path": f"tools/{b}"} for b in ("registry", "windowed", "windowed_edit_linting", "submit")],
+                                "parse_function": {"type": "thought_action"}},
+                      "model": {"type": "replay", "replay_path": str(folder / "replay.yaml")}},
+            "env": {"deployment": {"type": name}}, "output_dir": str(folder / "run"),
+            "instances": {"path": str(instances), "filter": f"^{instance.instance_id}$"}}))
+        assert run_batch(build_config(RunBatchConfig, [folder / "config.yaml"], [])) == {"submitted": 1}
+        observations[name] = [s.observation for s in load_trajectory(traj_path(folder / "run", instance.instance_id)).trajectory]
+    assert observations["docker"][:3] == observations["sandbox"][:3]
+    assert "- E999 SyntaxError: '(' was never closed" in observations["docker"][1]
+    assert observations["docker"][2].startswith("File updated.")
+    assert all("No module named 'flake8'" in obs[3] for obs in observations.values())  # the task's Python has none

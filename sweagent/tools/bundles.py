@@ -40,6 +40,11 @@ class Bundle(BaseModel):
         return list(_read_commands(self.path, tuple(self.hidden_tools)))
 
     @property
+    def python_packages(self) -> list[str]:
+        """Packages its helpers import, given to the tool interpreter, never the task's (sweagent/tools/tool_packages.py)."""
+        return list(_read_config(self.path).get("python_packages") or [])
+
+    @property
     def state_command(self) -> str | None:
         """Run after every action; it writes /root/state.json, whose keys become template variables."""
         return _read_config(self.path).get("state_command")

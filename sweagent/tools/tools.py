@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sweagent.tools.bundles import Bundle
 from sweagent.tools.commands import BASH_COMMAND, Command
 from sweagent.tools.parsing import ParseFunctionConfig, XMLFunctionCallingParser
+from sweagent.tools.tool_packages import provide
 
 if TYPE_CHECKING:
     from sweagent.environment.swe_env import SWEEnv
@@ -190,7 +190,8 @@ class ToolConfig(BaseModel):
             env.upload(bundle.path, target)
             env.communicate(f"chmod +x {target}/bin/* 2>/dev/null; true")
             bin_dirs.append(f"{target}/bin")
-        registry = {"ROOT": working_dir, "TOOL_PYTHON": tool_python(env), "PROBLEM_STATEMENT": env.problem.problem_statement,
+        packages = tuple(sorted({name for bundle in self._installed_bundles() for name in bundle.python_packages}))
+        registry = {"ROOT": working_dir, **provide(env, packages), "PROBLEM_STATEMENT": env.problem.problem_statement,
                     **self.registry_variables}
         env.write_file(REGISTRY_PATH, json.dumps(registry))
         env.write_file(STATE_PATH, "{}")
@@ -207,12 +208,3 @@ class ToolConfig(BaseModel):
             env.communicate(line, check=True, timeout=self.install_timeout)
         env.communicate(f"cd {shlex.quote(working_dir)}", check=True)
 
-
-def tool_python(env: SWEEnv) -> str:
-    """The interpreter tool bundles run their helpers (flake8, filemap) with, apart from the task's own Python.
-
-    The sandbox shows OEC's own virtual environment read-only at the same path, and OEC pins what the bundles
-    need there (flake8); a container has only its image's `python3`."""
-    from sweagent.environment.deployment import SandboxDeploymentConfig
-
-    return sys.executable if isinstance(env.config.deployment, SandboxDeploymentConfig) else "python3"

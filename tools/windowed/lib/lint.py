@@ -1,7 +1,8 @@
 """Lint-on-edit for the windowed editors: flake8 before and after an edit; only errors the edit introduced count.
 
-flake8 runs with the tools' own interpreter (registry TOOL_PYTHON: OEC's environment in the sandbox), never the
-task's Python, so the task's environment needs nothing installed. Errors above the edited lines, and errors that
+flake8 runs with the tools' own interpreter (registry TOOL_PYTHON: OEC's environment in the sandbox; in a container
+the image's python3 with OEC's copy of flake8 from TOOL_SITE, see sweagent/tools/tool_packages.py), never with the
+task's packages, so the task's environment needs nothing installed. Errors above the edited lines, and errors that
 were there before (their lines shifted by the edit), are not the edit's.
 """
 
@@ -15,6 +16,10 @@ from windowed_file import registry  # the registry module, found where windowed_
 
 DEFAULT_SELECT = "F821,F822,F831,E111,E112,E113,E999,E902"
 """SWE-agent's selection: undefined names, duplicate arguments, indentation and syntax errors."""
+
+
+RUN_FLAKE8 = ("import sys; site = sys.argv.pop(1); site and sys.path.insert(0, site); "
+              "from flake8.main.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 class LintError(NamedTuple):
@@ -32,12 +37,14 @@ def lint(path: Path) -> list[LintError] | None:
     if path.suffix != ".py":
         return None
     python = registry.get("TOOL_PYTHON", "python3") or "python3"
-    command = [python, "-I", "-m", "flake8", "--isolated", f"--select={registry.get('LINT_SELECT', DEFAULT_SELECT)}", str(path)]
+    # -I: the task's PYTHONPATH and site settings stay out; TOOL_SITE (a container's copy of the packages) goes first
+    command = [python, "-I", "-c", RUN_FLAKE8, registry.get("TOOL_SITE", "") or "",
+               "--isolated", f"--select={registry.get('LINT_SELECT', DEFAULT_SELECT)}", str(path)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LinterMissing(str(exc)) from None
-    if result.returncode not in (0, 1) or "No module named flake8" in result.stderr:
+    if result.returncode not in (0, 1) or "Traceback" in result.stderr:  # e.g. no flake8 for this interpreter
         raise LinterMissing(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit {result.returncode}")
     errors = []
     for line in result.stdout.splitlines():
