@@ -315,6 +315,36 @@ def test_real_student_server_answers_openai_and_litellm_then_stops(tmp_path: Pat
 
 
 @pytest.mark.slow
+def test_the_expert_server_returns_one_real_tool_call_on_both_endpoints(tmp_path: Path) -> None:
+    """The 1.5B through litellm's openai/ and anthropic/ providers: a tool call parsed by the server, never prose."""
+    from sweagent.agent.models import LiteLLMModel, LiteLLMModelConfig
+
+    info = ensure_server("expert", state_dir=tmp_path, ctx=4096, parallel=2)
+    tools = [{"type": "function", "function": {
+        "name": "bash", "description": "run a bash command",
+        "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}}]
+    messages = [{"role": "system", "content": "You are a software engineer. Use the tools."},
+                {"role": "user", "content": "List the files in /testbed."}]
+    try:
+        with urllib.request.urlopen(f"{info.url}/props", timeout=10) as response:
+            props = json.load(response)
+        assert props["total_slots"] == 2 and props["chat_template_caps"]["supports_parallel_tool_calls"] is False
+        for name, api_base in (("openai/expert", info.api_base), ("anthropic/expert", info.url)):
+            model = LiteLLMModel(LiteLLMModelConfig(
+                name=name, api_base=api_base, api_key="local", max_output_tokens=64, per_instance_cost_limit=0,
+                input_cost_per_token=0, output_cost_per_token=0, max_input_tokens=4096,
+                tool_call_prefill="<tool_call>\n", completion_kwargs={"tool_choice": "required"},
+            ))
+            output = model.query(messages, tools)
+            assert output.tool_calls is not None and len(output.tool_calls) == 1, (name, output)
+            call = output.tool_calls[0]["function"]
+            assert call["name"] == "bash" and "ls" in json.loads(call["arguments"])["command"], (name, call)
+            assert "```" not in output.content
+    finally:
+        stop_server("expert", state_dir=tmp_path)
+
+
+@pytest.mark.slow
 def test_a_dead_server_is_replaced_by_the_next_start(tmp_path: Path) -> None:
     first = ensure_server("student", state_dir=tmp_path, ctx=4096)
     try:

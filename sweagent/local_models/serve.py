@@ -20,14 +20,11 @@ from typing import NoReturn
 import xllamacpp
 
 from sweagent.local_models.catalog import HOST
-from sweagent.local_models.server import _pid_start_ticks
+from sweagent.local_models.server import CACHE_REUSE_CHUNK, _pid_start_ticks
 from sweagent.utils.files import write_json_atomic
 
 PROMPT_CACHE_RAM_MIB = 2048
 """llama.cpp keeps evicted prompt prefixes in RAM (8 GiB by default); two servers must share 24 GiB with the agents."""
-CACHE_REUSE_CHUNK = 256
-"""Smallest run of tokens llama.cpp shifts into place from the cached prompt when an earlier part changed: an agent's
-history processors rewrite old observations, so a step's prompt shares long stretches after the first change too."""
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -39,6 +36,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ctx", required=True, type=int)
     parser.add_argument("--threads", required=True, type=int)
     parser.add_argument("--parallel", type=int, default=1, help="requests served at once (one slot each, ctx tokens each)")
+    parser.add_argument("--cache_reuse", type=int, default=CACHE_REUSE_CHUNK,
+                        help="smallest cached chunk shifted into place when the prompt changed before it (0: off)")
     parser.add_argument("--chat_template", type=Path, help="Jinja chat template to use instead of the GGUF's own")
     parser.add_argument("--ready_file", required=True, type=Path)
     parser.add_argument("--lora", type=Path, help="a GGUF LoRA adapter to apply on top of the model (a trained student)")
@@ -86,7 +85,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     params.cpuparams.n_threads = args.threads
     params.cpuparams_batch.n_threads = args.threads
     params.cache_prompt = True
-    params.n_cache_reuse = CACHE_REUSE_CHUNK
+    params.n_cache_reuse = args.cache_reuse
     params.cache_ram_mib = PROMPT_CACHE_RAM_MIB
     params.ui = False
     server = xllamacpp.Server(params)  # returns once the model is loaded and the HTTP server listens

@@ -36,6 +36,9 @@ from sweagent import REPO_ROOT
 SERVE_MODULE = "sweagent.local_models.serve"
 START_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 30.0
+CACHE_REUSE_CHUNK = 256
+"""Default `cache_reuse`: an agent's history processors rewrite old observations, so a step's prompt shares long
+stretches with the cached one after its first change too; llama.cpp shifts chunks of at least this many tokens."""
 OWNER_ENV = "OEC_LOCAL_MODELS_OWNER"
 """PID whose exit stops the servers started while it is set (scripts/local_models.sh exports the script's own)."""
 BUSY_GRACE_S = 30.0
@@ -63,6 +66,8 @@ class ServerInfo(BaseModel):
     threads: int
     parallel: int = 1
     """Slots: requests the server works on at once (batched together), e.g. one per rollout worker."""
+    cache_reuse: int = CACHE_REUSE_CHUNK
+    """Smallest chunk of a cached prompt llama.cpp shifts into place after an earlier change (0: prefix reuse only)."""
     log_path: str
     owner_pid: int | None = None
     """The server stops itself when this process exits; None: it runs until stopped."""
@@ -102,6 +107,7 @@ def ensure_server(
     ctx: int | None = None,
     threads: int | None = None,
     parallel: int | None = None,
+    cache_reuse: int | None = None,
     state_dir: Path | None = None,
     timeout: float = START_TIMEOUT_S,
     owner_pid: int | None = None,
@@ -126,7 +132,7 @@ def ensure_server(
             if _is_healthy(current, grace=BUSY_GRACE_S):
                 _check_compatible(
                     current, port=port, model_path=model_path, ctx=ctx, threads=threads, parallel=parallel,
-                    lora_path=lora_path,
+                    cache_reuse=cache_reuse, lora_path=lora_path,
                 )
                 return current
             _terminate(current)
@@ -141,6 +147,7 @@ def ensure_server(
             ctx=ctx if ctx is not None else spec.default_ctx,
             threads=threads if threads is not None else default_threads(),
             parallel=parallel or 1,
+            cache_reuse=cache_reuse if cache_reuse is not None else CACHE_REUSE_CHUNK,
             chat_template=_MODULE_DIR / spec.chat_template if spec.chat_template else None,
             state_dir=state_dir,
             timeout=timeout,
@@ -325,7 +332,7 @@ def _choose_port(requested: int | None, default: int) -> int:
 
 def _spawn(
     name: str, *, alias: str, model_path: Path, lora_path: Path | None, port: int, ctx: int, threads: int, parallel: int,
-    chat_template: Path | None, state_dir: Path, timeout: float, owner_pid: int | None,
+    cache_reuse: int, chat_template: Path | None, state_dir: Path, timeout: float, owner_pid: int | None,
 ) -> ServerInfo:
     """Start the server process in its own session and wait until it answers /health."""
     owner_args: list[str] = []
@@ -341,7 +348,7 @@ def _spawn(
     command = [
         sys.executable, "-m", SERVE_MODULE, "--name", name, "--alias", alias, "--model_path", str(model_path),
         "--port", str(port), "--ctx", str(ctx), "--threads", str(threads), "--parallel", str(parallel),
-        "--ready_file", str(ready_file), *owner_args,
+        "--cache_reuse", str(cache_reuse), "--ready_file", str(ready_file), *owner_args,
         *(["--lora", str(lora_path)] if lora_path is not None else []),
         *(["--chat_template", str(chat_template)] if chat_template is not None else []),
     ]
@@ -366,7 +373,7 @@ def _spawn(
     return ServerInfo(
         name=name, model_alias=alias, url=url, port=int(url.rsplit(":", 1)[1]), pid=process.pid,
         pid_start_ticks=start_ticks, model_path=str(model_path), ctx=ctx, threads=threads, parallel=parallel,
-        log_path=str(log_path),
+        cache_reuse=cache_reuse, log_path=str(log_path),
         owner_pid=owner_pid, lora_path=str(lora_path) if lora_path is not None else None,
     )
 
