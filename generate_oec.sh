@@ -31,7 +31,7 @@ TXT
 }
 
 source "$REPO/scripts/cli.sh"
-config="$REPO/config/local_paper_setup.yaml"; local_models=auto; args=(); output_dir=""; workers=1
+config="$REPO/config/local_paper_setup.yaml"; local_models=auto; args=(); output_dir=""; workers=2
 while [ $# -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
