@@ -14,15 +14,16 @@ Usage: python scripts/bench/batch_bookkeeping.py [--rollouts 1000] [--steps 20]
 from __future__ import annotations
 
 import argparse
-import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from oec.sft.prompt import load_student_prompt
-from oec.sft.synthetic import random_oec_trajectory
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import inspect_index  # noqa: E402  (the same realistic run dir as the inspector's benchmark)
+
 from sweagent.agent.switching.accounting import ROLE_STATS_FILE, write_role_stats
 from sweagent.predictions import Prediction, write_prediction
 from sweagent.run.batch_record import EXIT_STATUS_FILE, WRITE_INTERVAL_S, BatchRecord, outline_of
@@ -49,22 +50,15 @@ def previous_write_exit_statuses(output_dir: Path) -> None:
     write_role_stats(output_dir, finished)
 
 
-def write_run(run_dir: Path, rollouts: int, steps: int) -> tuple[dict[str, str], Trajectory, int]:
-    """The run dir (one trajectory saved under every traj id, a third of them exit_cost); exit status by traj id,
-    the trajectory, the bytes of one file."""
-    rng = random.Random(0)
-    trajectory = random_oec_trajectory("pkg__bench-1", steps, steps // 3, rng, load_student_prompt().commands)
-    for step in trajectory.trajectory:
-        step.observation += "\n" + "".join(rng.choice("abcdefgh \n") for _ in range(2000))
-    for index, step in enumerate(trajectory.trajectory):
-        step.query = [message.model_dump() for message in trajectory.history[: 2 + 2 * index]]
-    statuses = {f"pkg__bench-{number}__r0": "exit_cost" if number % 3 == 0 else "submitted" for number in range(rollouts)}
-    for number, (traj_id, status) in enumerate(statuses.items()):
-        trajectory.info.exit_status = status
-        trajectory.save(traj_path(run_dir, traj_id))
-        write_prediction(traj_path(run_dir, traj_id).with_suffix(".pred"),
-                         Prediction(instance_id=f"pkg__bench-{number}", model_name_or_path="oracle", model_patch="", traj_id=traj_id))
-    return statuses, trajectory, traj_path(run_dir, next(iter(statuses))).stat().st_size
+def write_run(run_dir: Path, rollouts: int, steps: int) -> tuple[list[str], Trajectory, int]:
+    """inspect_index.py's run dir (one realistic trajectory saved under every traj id) plus a .pred per rollout;
+    the traj ids, the trajectory and the bytes of one file."""
+    size = inspect_index.write_run(run_dir, rollouts, steps)
+    ids = [path.parent.name for path in iter_trajectory_files(run_dir)]
+    for traj_id in ids:
+        write_prediction(traj_path(run_dir, traj_id).with_suffix(".pred"), Prediction(
+            instance_id=traj_id.removesuffix("__r0"), model_name_or_path="oracle", model_patch="", traj_id=traj_id))
+    return ids, load_trajectory(traj_path(run_dir, ids[0])), size
 
 
 def timed(function, *args) -> float:
@@ -81,8 +75,7 @@ def main() -> None:
     n = args.rollouts
     with tempfile.TemporaryDirectory(prefix="oec-bookkeeping-bench-") as work:
         run_dir = Path(work) / "run"
-        statuses, trajectory, size = write_run(run_dir, n, args.steps)
-        ids = list(statuses)
+        ids, trajectory, size = write_run(run_dir, n, args.steps)
         previous = timed(previous_write_exit_statuses, run_dir)
         files = {name: (run_dir / name).read_text() for name in (EXIT_STATUS_FILE, ROLE_STATS_FILE)}
 
@@ -92,8 +85,7 @@ def main() -> None:
         assert len(record.finished) == n
 
         record = BatchRecord(run_dir)  # a fresh batch: each result arrives in memory and the files are rewritten
-        outlines = {traj_id: outline_of(trajectory.model_copy(update={"info": trajectory.info.model_copy(update={"exit_status": status})}))
-                    for traj_id, status in statuses.items()}
+        outlines = {traj_id: outline_of(trajectory) for traj_id in ids}
         started = time.perf_counter()
         for traj_id in ids:
             record.add(traj_id, outlines[traj_id])

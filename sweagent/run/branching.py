@@ -1,8 +1,8 @@
 """Branching: N expert continuations of one student prefix (`run-batch --branches N`).
 
 Branch 0 of a prefix `<iid>__r<k>` is an ordinary rollout, `<iid>__r<k>__b0`, whose schedule draws are keyed by the
-prefix id (so it hands over where the unbranched rollout would); its steps before the first expert step are the
-prefix. Every other branch `<iid>__r<k>__b<j>` starts a fresh environment and replays the prefix: the student's
+id the unbranched rollout has (`<iid>__r<k>`, or `<iid>` with one rollout per instance), so it hands over where that
+rollout would; its steps before the first expert step are the prefix. Every other branch `<iid>__r<k>__b<j>` starts a fresh environment and replays the prefix: the student's
 recorded answers are given back instead of asking the student again (no model call), every command runs again,
 and each step must come out exactly as recorded (action, observation, and the messages the student was shown).
 The expert then takes over at the same step, for the same reason, with the same draws. A step that comes out
@@ -137,17 +137,18 @@ class BranchSwitcher:
 
 
 def build_branch_agent(agent_config: AgentConfig, *, instance_id: str, replay_config: str | None, seed: int,
-                       traj_id: str, prefix_id: str, branch: int, prefix: Trajectory | None) -> DefaultAgent:
-    """The agent of one branch (the signature of `run_single.build_agent`, plus the lineage)."""
-    inner = agent_config.model.build(agent_config, instance_id=instance_id, seed=seed, traj_id=prefix_id)
+                       traj_id: str, prefix_id: str, branch: int, prefix: Trajectory | None, draws_id: str) -> DefaultAgent:
+    """The agent of one branch (the signature of `run_single.build_agent`, plus the lineage and the id that keys the
+    schedule's draws, the same for every branch)."""
+    inner = agent_config.model.build(agent_config, instance_id=instance_id, seed=seed, traj_id=draws_id)
     switcher = BranchSwitcher(inner, prefix_id=prefix_id, branch=branch, prefix=prefix)
     agent = DefaultAgent(agent_config, switcher.profiles[0], switcher=switcher, replay_config=replay_config)
     switcher.agent = agent
     return agent
 
 
-def branch_builder(prefix_id: str, branch: int, prefix: Trajectory | None) -> Any:
-    return functools.partial(build_branch_agent, prefix_id=prefix_id, branch=branch, prefix=prefix)
+def branch_builder(prefix_id: str, branch: int, prefix: Trajectory | None, draws_id: str) -> Any:
+    return functools.partial(build_branch_agent, prefix_id=prefix_id, branch=branch, prefix=prefix, draws_id=draws_id)
 
 
 def load_prefix(output_dir: Path, prefix_id: str) -> tuple[Trajectory | None, str]:

@@ -172,16 +172,17 @@ def _job_runner(config: RunBatchConfig) -> Any:
         if job.branches is None:
             return [rollout(job, job.traj_id)]
         summaries, prefix, reason = [], None, ""
+        draws_id = job.traj_id if config.rollouts_per_instance > 1 else job.instance.instance_id  # the unbranched id
         for branch in job.branches:
             traj_id = branch_traj_id(job.traj_id, branch)
             if branch == 0:
-                summaries.append(rollout(job, traj_id, branch_builder(job.traj_id, 0, None)))
+                summaries.append(rollout(job, traj_id, branch_builder(job.traj_id, 0, None, draws_id)))
                 if not summaries[0].finished:  # no prefix yet: every branch waits for the next run
                     return summaries
                 continue
             if prefix is None and not reason:
                 prefix, reason = load_prefix(config.output_dir, job.traj_id)
-            summary = None if prefix is None else rollout(job, traj_id, branch_builder(job.traj_id, branch, prefix))
+            summary = None if prefix is None else rollout(job, traj_id, branch_builder(job.traj_id, branch, prefix, draws_id))
             if summary is not None and getattr(summary.outline.info, "exit_cause", None) == "BranchDiverged":
                 summary = skipped(job, traj_id, branch, summary.message, diverged=True)
             summaries.append(summary or skipped(job, traj_id, branch, reason, diverged=False))
