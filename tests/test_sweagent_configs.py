@@ -19,7 +19,7 @@ from sweagent.run.config_loading import ConfigError, build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.run.run_single import RunSingleConfig, check_agent, dump_config, run_one
 from sweagent.tools.bundles import REPO_ROOT
-from sweagent.trajectory import load_trajectory
+from sweagent.trajectory import Trajectory, load_trajectory
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sweagent_1_1_configs"
 CONFIGS = sorted(FIXTURES.rglob("*.yaml"))
@@ -173,6 +173,8 @@ def test_the_retry_agent_keeps_every_attempt_and_takes_the_choosers_pick(tmp_pat
     assert saved.info.retry["best_attempt_idx"] == 1 and len(saved.attempts) == 2
     assert json.loads((run_dir / "calc.pred").read_text())["model_patch"] == trajectory.info.submission
     assert (run_dir / "attempts/attempt_0/attempt_0.traj").is_file() and (run_dir / "attempts/attempt_1/attempt_1.traj").is_file()
+    again = Trajectory.model_validate(saved.attempts[1])  # each embedded attempt reads as a whole trajectory
+    assert again.trajectory[-1].query == load_trajectory(run_dir / "attempts/attempt_1/attempt_1.traj").trajectory[-1].query
 
 
 def test_the_score_loop_stops_at_an_accepted_attempt_and_takes_the_best_score(tmp_path):

@@ -338,7 +338,7 @@ class RetryAgent:
         for index, attempt in enumerate(self.attempts):
             copy = attempt.model_copy(deep=True)
             copy.info.retry_attempt = {"index": index, "chosen": index == chosen}
-            marked.append(copy.model_dump(mode="json"))
+            marked.append(copy.to_json_dict())  # queries compacted as in a .traj file; Trajectory.model_validate expands them
         base = self.attempts[chosen if chosen is not None else -1].model_copy(deep=True)
         total = sum((InstanceStats(**t.info.model_stats) for t in self.attempts), InstanceStats()) + self.loop.model_stats
         base.info.model_stats = total.model_dump()
