@@ -1,0 +1,247 @@
+"""Ours vs mini-swe-agent on the same replayed shell actions, both sandboxed, paired and interleaved (issue 20).
+
+Usage: python scripts/bench/vs_mini.py [--pairs 10] [--mini-version 2.4.6]
+
+mini-swe-agent is installed from the package registry into a temporary venv (never a project dependency; its own
+dependencies come from this venv through a .pth). Each pair runs, in turn: our agent (`run_one` with a replay
+model in a fresh process: it builds the task workspace of a demo addict instance and runs commands in its bubblewrap
+sandbox), mini's DefaultAgent with its DeterministicModel and LocalEnvironment in a fresh process inside a
+bubblewrap sandbox of the same layout (workspace prepared beforehand, writable at /testbed; read-only system, no
+network, the unprivileged user, the task's test venv), and the same commands as bare `bash -c` on a host copy.
+The action list: 30 shell commands (reads, greps, a heredoc, edits, the test venv's python) plus submit.
+Printed per agent (medians over the pairs, and the median of the per-pair ratios ours/mini): startup (process start
+to the first step), whole-run wall (process start to exit), per-step overhead (step wall minus the command's own
+time; steps 1-5 and 26-30), command time above bare `bash -c`, and the trajectory file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parents[2]
+INSTANCE_ID = "mewwts__addict.75284f95.func_pm_remove_assign__rcw8507l"
+MINI_SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT && git add -A && git diff --cached"
+HEREDOC = "cat <<'EOF' > /tmp/repro.py\nfrom addict import Dict\nd = Dict()\nd.a.b = 1\nprint(d, d.to_dict())\nEOF"
+COMMANDS = [
+    "ls", "ls addict", "wc -l addict/addict.py", "head -40 addict/addict.py", "grep -n 'def ' addict/addict.py",
+    "cat addict/addict.py", "git status --short", "git log --oneline | head -5", "sed -n 60,120p addict/addict.py",
+    "grep -rn '__setattr__' addict", HEREDOC, "cd /testbed && python /tmp/repro.py",
+    "find . -name '*.py' | head -20", "grep -c '' addict/*.py", "cat README.md | head -30",
+    "sed -i 's/^__version__ = .*/__version__ = \"2.4.0\"/' addict/__init__.py", "git diff",
+    "python -c 'import addict; print(addict.__version__)'", "grep -n 'return' addict/addict.py | head -20",
+    "ls -la /testbed", "cat <<'EOF' >> NOTES.md\nchecked __setattr__\nand to_dict\nEOF", "tail -5 NOTES.md",
+    "grep -n 'isinstance' addict/addict.py", "sed -n 1,30p addict/addict.py", "wc -c addict/addict.py",
+    "python /tmp/repro.py", "git status --short", "grep -rn 'def to_dict' -A8 addict", "head -c 1500 addict/addict.py",
+    "git diff --stat",
+]
+FIRST, LAST = slice(0, 5), slice(25, 30)
+
+
+# ---- child processes -------------------------------------------------------------------------------------------------
+def run_ours(out: Path, timings: Path) -> None:
+    """Our agent on the instance, steps timed; writes {first_step_at, step_starts, execution, end_at}."""
+    import yaml
+
+    from sweagent.agent.agents import DefaultAgent
+    from sweagent.environment.problem import InstanceProblem
+    from sweagent.instance import find_instance
+    from sweagent.run.config_loading import build_config
+    from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
+
+    outputs = [f"Step {i}.\n<function=bash><parameter=command>{c}</parameter></function>" for i, c in enumerate(COMMANDS)]
+    (out / "replay.yaml").write_text(yaml.safe_dump([*outputs, "Done.\n<function=submit></function>"]))
+    (out / "config.yaml").write_text(yaml.safe_dump({"agent": {
+        "templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
+        "tools": {"bundles": [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}],
+                  "parse_function": {"type": "xml_function_calling"}},
+        "model": {"type": "replay", "replay_path": str(out / "replay.yaml")}}, "output_dir": str(out / "run")}))
+    config = build_config(RunSingleConfig, [out / "config.yaml"], [])
+    starts: list[float] = []
+    original_step = DefaultAgent.step
+
+    def timed_step(self: DefaultAgent, env):  # type: ignore[no-untyped-def]
+        starts.append(time.monotonic())
+        return original_step(self, env)
+
+    DefaultAgent.step = timed_step  # type: ignore[method-assign]
+    problem = InstanceProblem(find_instance(REPO / "config/demo/instances.json", INSTANCE_ID))
+    trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id=INSTANCE_ID,
+                         replay_config=dump_config(config))
+    assert trajectory.info.exit_status == "submitted", trajectory.info.exit_status
+    timings.write_text(json.dumps({"step_starts": starts, "end_at": time.monotonic(),
+                                   "execution": [step.execution_time for step in trajectory.trajectory],
+                                   "traj_bytes": (config.output_dir / INSTANCE_ID / f"{INSTANCE_ID}.traj").stat().st_size}))
+
+
+def run_mini(out: Path) -> None:
+    """mini-swe-agent's DefaultAgent + DeterministicModel + LocalEnvironment in /testbed (run inside the sandbox)."""
+    os.environ["MSWEA_SILENT_STARTUP"] = "1"
+    import yaml
+    from minisweagent import package_dir
+    from minisweagent.agents.default import DefaultAgent
+    from minisweagent.environments.local import LocalEnvironment
+    from minisweagent.models.test_models import DeterministicModel, make_output
+
+    starts: list[float] = []
+    execution: list[float] = []
+
+    class TimedAgent(DefaultAgent):
+        def step(self):  # type: ignore[no-untyped-def]
+            starts.append(time.monotonic())
+            return super().step()
+
+    class TimedEnvironment(LocalEnvironment):
+        def execute(self, action, cwd="", *, timeout=None):  # type: ignore[no-untyped-def]
+            started = time.monotonic()
+            try:
+                return super().execute(action, cwd, timeout=timeout)
+            finally:
+                execution.append(time.monotonic() - started)
+
+    config = yaml.safe_load((package_dir / "config" / "default.yaml").read_text())
+    outputs = [make_output(f"Step {i}.\n\n```mswea_bash_command\n{c}\n```", [{"command": c}], cost=0.0)
+               for i, c in enumerate([*COMMANDS, MINI_SUBMIT])]
+    model = DeterministicModel(outputs=outputs, **{k: v for k, v in config.get("model", {}).items() if k == "observation_template"})
+    agent = TimedAgent(model, TimedEnvironment(cwd="/testbed"), **{**config["agent"], "output_path": out / "mini.traj.json"})
+    result = agent.run("Dict attribute assignment loses nested values")
+    assert result.get("exit_status") == "Submitted", result
+    (out / "timings.json").write_text(json.dumps({"step_starts": starts, "execution": execution, "end_at": time.monotonic(),
+                                                  "traj_bytes": (out / "mini.traj.json").stat().st_size}))
+
+
+# ---- the parent ------------------------------------------------------------------------------------------------------
+def install_mini(root: Path, version: str) -> Path:
+    """A venv with mini-swe-agent `version` from the registry; its dependencies are this venv's (a .pth line)."""
+    import sysconfig
+
+    venv = root / "mini-venv"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site),
+                    f"mini-swe-agent=={version}"], check=True)
+    (site / "oec_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return venv
+
+
+def once_ours(root: Path) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="ours-", dir=root))
+    started = time.monotonic()
+    child = subprocess.run([sys.executable, str(SCRIPT), "--child-ours", str(out)], cwd=REPO,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if child.returncode != 0:
+        raise RuntimeError(f"our run failed ({child.returncode}): {child.stderr.decode()[-2000:]}")
+    return {**json.loads((out / "timings.json").read_text()), "spawned_at": started, "exited_at": time.monotonic()}
+
+
+def once_mini(root: Path, venv: Path, problem, workspace_template: Path) -> dict:  # type: ignore[no-untyped-def]
+    from sweagent.environment.sandbox import SandboxLayout, sandbox_owns, sandbox_uid, scratch_dirs, spawn_sandbox
+
+    work = Path(tempfile.mkdtemp(prefix="mini-", dir=root))
+    shutil.copytree(workspace_template, work / "repo", symlinks=True)
+    env, ro_binds = problem.sandbox_options("/testbed")
+    with scratch_dirs(str(work)) as (home, tmp):
+        layout = SandboxLayout.create(work / "repo", home, tmp, mount="/testbed", env={**env, "HOME": "/root"},
+                                      ro_binds=[*ro_binds, str(venv), f"{SCRIPT}:/opt/oec-bench/vs_mini.py"],
+                                      uid=sandbox_uid())
+        with sandbox_owns(layout):
+            started = time.monotonic()
+            sandbox = spawn_sandbox(layout, [str(venv / "bin" / "python"), "/opt/oec-bench/vs_mini.py", "--child-mini", "/tmp"],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, stderr = sandbox.popen.communicate()
+            exited = time.monotonic()
+            sandbox.kill()
+        if sandbox.popen.returncode != 0:
+            raise RuntimeError(f"mini-swe-agent run failed ({sandbox.popen.returncode}): {stderr.decode()[-2000:]}")
+        timings = json.loads((tmp / "timings.json").read_text())
+    shutil.rmtree(work, ignore_errors=True)
+    return {**timings, "spawned_at": started, "exited_at": exited}
+
+
+def once_bare(workspace_template: Path, root: Path, task_env: dict[str, str]) -> list[float]:
+    """Each command as `bash -c` in a host copy of the workspace with the task's PATH (the floor both agents pay)."""
+    work = Path(tempfile.mkdtemp(prefix="bare-", dir=root))
+    shutil.copytree(workspace_template, work / "repo", symlinks=True)
+    (work / "tmp").mkdir()
+    env = {**os.environ, **task_env}
+    seconds = []
+    for command in COMMANDS:
+        command = command.replace("/testbed", str(work / "repo")).replace("/tmp/", f"{work}/tmp/")
+        started = time.monotonic()
+        subprocess.run(["bash", "-c", command], cwd=work / "repo", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        seconds.append(time.monotonic() - started)
+    shutil.rmtree(work, ignore_errors=True)
+    return seconds
+
+
+def figures(run: dict, bare: list[float]) -> dict:
+    starts, execution = run["step_starts"], run["execution"]
+    walls = [later - earlier for earlier, later in zip(starts, [*starts[1:], run["end_at"]])]
+    overhead = [(wall - exe) * 1000 for wall, exe in zip(walls, execution)]
+    return {"startup": starts[0] - run["spawned_at"], "wall": run["exited_at"] - run["spawned_at"],
+            "first": statistics.median(overhead[FIRST]), "last": statistics.median(overhead[LAST]),
+            "above_bare": statistics.median([(exe - b) * 1000 for exe, b in zip(execution, bare)]),
+            "traj_kb": run["traj_bytes"] / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--mini-version", default="2.4.6")
+    parser.add_argument("--child-ours", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-mini", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_ours:
+        return run_ours(args.child_ours, args.child_ours / "timings.json")
+    if args.child_mini:
+        return run_mini(args.child_mini)
+
+    from sweagent.environment.problem import InstanceProblem
+    from sweagent.instance import find_instance
+
+    root = Path(tempfile.mkdtemp(prefix="oec-vs-mini-"))
+    try:
+        venv = install_mini(root, args.mini_version)
+        problem = InstanceProblem(find_instance(REPO / "config/demo/instances.json", INSTANCE_ID))
+        template = root / "workspace"
+        problem.build_workspace(template)
+        once_ours(root)  # warm-up: caches, the sdist tree, bytecode
+        once_mini(root, venv, problem, template)
+        load_before = os.getloadavg()
+        rows: dict[str, list[dict]] = {"ours": [], "mini": []}
+        for pair in range(args.pairs):
+            bare = once_bare(template, root, problem.sandbox_options("/testbed")[0])
+            order = ("ours", "mini") if pair % 2 == 0 else ("mini", "ours")  # interleaved, alternating who goes first
+            for name in order:
+                run = once_ours(root) if name == "ours" else once_mini(root, venv, problem, template)
+                rows[name].append(figures(run, bare))
+        load_after = os.getloadavg()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"{len(COMMANDS)} commands + submit on {INSTANCE_ID}, {args.pairs} interleaved pairs; "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs")
+    columns = [("whole run s", "wall", 2), ("startup s", "startup", 2), ("overhead/step ms, steps 1-5", "first", 1),
+               ("overhead/step ms, steps 26-30", "last", 1), ("above bare ms/step", "above_bare", 1), (".traj KB", "traj_kb", 0)]
+    print("| | " + " | ".join(title for title, _, _ in columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for name, label in (("ours", "ours (sandbox)"), ("mini", f"mini-swe-agent {args.mini_version} (bwrap)")):
+        cells = [f"{statistics.median(r[key] for r in rows[name]):.{digits}f}" for _, key, digits in columns]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    ratios = []
+    for _, key, _ in columns:
+        pair_ratios = [o[key] / m[key] for o, m in zip(rows["ours"], rows["mini"]) if m[key] > 0]
+        ratios.append(f"{statistics.median(pair_ratios):.2f}" if pair_ratios else "n/a")
+    print("| ours/mini (median of pairs) | " + " | ".join(ratios) + " |")
+
+
+if __name__ == "__main__":
+    main()
