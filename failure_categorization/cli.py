@@ -22,51 +22,47 @@ LOCAL_JUDGE = "expert"
 OUTPUT_SUBDIR = "failure_categorization"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
-
-
 def _parser() -> StageParser:
     parser = StageParser(
         prog=PROG,
         description="Sort failed agent trajectories into failure categories with an LLM judge, and chart them.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("categorize", prog=PROG, help="judge the failed trajectories of a run directory")
+    run = commands.add_parser("categorize", prog=PROG, argument_default=argparse.SUPPRESS,
+                              help="judge the failed trajectories of a run directory",
+                              epilog="Every option is also a key of a --config YAML file "
+                              "(failure_categorization/options.py::CategorizeOptions).")
+    run.add_argument("--config", action="append", default=[], metavar="YAML", help="options as YAML, merged in order")
     where = run.add_argument_group("what to judge")
-    where.add_argument("--run_dir", type=Path, required=True, help="run directory with <traj_id>/<traj_id>.traj files")
-    where.add_argument("--eval_dir", type=Path, help="eval directory with <traj_id>/report.json (SWE-smith format)")
-    where.add_argument("--instances", type=Path, help="instance file (JSON/JSONL): judge only its instances, and take "
+    where.add_argument("--run_dir", help="run directory with <traj_id>/<traj_id>.traj files")
+    where.add_argument("--eval_dir", help="eval directory with <traj_id>/report.json (SWE-smith format)")
+    where.add_argument("--instances", help="instance file (JSON/JSONL): judge only its instances, and take "
                        "repository names and problem statements from it")
-    where.add_argument("--filter", dest="traj_filter", help="regular expression searched in traj ids")
-    where.add_argument("--limit", type=_positive, help="judge at most N trajectories of each exit status")
-    where.add_argument("--output_dir", type=Path, help=f"where results go (default: <run_dir>/{OUTPUT_SUBDIR})")
+    where.add_argument("--filter", help="regular expression searched in traj ids")
+    where.add_argument("--limit", type=int, help="judge at most N trajectories of each exit status")
+    where.add_argument("--output_dir", help=f"where results go (default: <run_dir>/{OUTPUT_SUBDIR})")
     judge = run.add_argument_group("the judge")
-    judge.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY, help="taxonomy YAML (default: %(default)s)")
+    judge.add_argument("--taxonomy", help=f"taxonomy YAML (default: {DEFAULT_TAXONOMY})")
     judge.add_argument("--model", help=f"litellm model name (default: the local {LOCAL_JUDGE} server)")
     judge.add_argument("--api_base", help="OpenAI-compatible base URL for --model (e.g. a vLLM server)")
     judge.add_argument("--api_key_env", help="name of the environment variable holding the API key (the key itself "
                        "never goes on the command line); by default litellm reads the provider's usual variable, "
                        "and a server given by --api_base gets a placeholder key")
-    judge.add_argument("--samples", type=_positive, default=1, help="answers per trajectory, majority-voted")
+    judge.add_argument("--samples", type=int, help="answers per trajectory, majority-voted (default 1)")
     judge.add_argument("--temperature", type=float, help="default 0 for one sample, 0.7 for several")
-    judge.add_argument("--max_tokens", type=_positive, default=400, help="answer length limit (default %(default)s)")
+    judge.add_argument("--max_tokens", type=int, help="answer length limit (default 400)")
     judge.add_argument("--no_structured_output", action="store_true",
                        help="never send a JSON schema; ask for the category on the last line instead")
-    judge.add_argument("--last_steps", type=_positive, default=5, help="actions/observations shown (default 5)")
-    judge.add_argument("--max_problem_chars", type=_positive, default=3000)
-    judge.add_argument("--max_action_chars", type=_positive, default=800)
-    judge.add_argument("--max_observation_chars", type=_positive, default=1500)
-    judge.add_argument("--max_tools_chars", type=_positive, default=2000)
+    judge.add_argument("--last_steps", type=int, help="actions/observations shown (default 5)")
+    judge.add_argument("--max_problem_chars", type=int, help="default 3000")
+    judge.add_argument("--max_action_chars", type=int, help="default 800")
+    judge.add_argument("--max_observation_chars", type=int, help="default 1500")
+    judge.add_argument("--max_tools_chars", type=int, help="default 2000")
     how = run.add_argument_group("how to run")
-    how.add_argument("--num_workers", type=_positive, help="parallel judge requests (default: 1 locally, 4 otherwise)")
-    how.add_argument("--timeout", type=float, default=600.0,
-                     help="seconds per judge request (default %(default)s: a small model on a busy CPU is slow)")
-    how.add_argument("--retries", type=int, default=2, help="retries per request, with backoff (default %(default)s)")
-    how.add_argument("--max_repositories", type=_positive, default=30, help="columns of the repository heatmap")
+    how.add_argument("--num_workers", type=int, help="parallel judge requests (default: 1 locally, 4 otherwise)")
+    how.add_argument("--timeout", type=float, help="seconds per judge request (default 600: a small model on a busy CPU is slow)")
+    how.add_argument("--retries", type=int, help="retries per request, with backoff (default 2)")
+    how.add_argument("--max_repositories", type=int, help="columns of the repository heatmap (default 30)")
     how.add_argument("--dry_run", action="store_true", help="print the prompts that would be sent, and stop")
     cmp = commands.add_parser("compare", prog=f"{PROG} compare", help="agreement and Cohen's kappa between two judges' results")
     cmp.add_argument("first", type=Path, help="failure_categories.json of one judge")
@@ -75,7 +71,7 @@ def _parser() -> StageParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: Any) -> Any:
     from failure_categorization.judge import JudgeSettings
     from failure_categorization.prompt import PromptLimits
     from sweagent.local_models import get_spec
@@ -98,7 +94,7 @@ def _settings(args: argparse.Namespace) -> Any:
     )
 
 
-def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
+def _endpoint(args: Any) -> tuple[str | None, str | None]:
     """(api_base, api_key): the local server's, started if needed, or what the user named."""
     from failure_categorization.errors import CategorizationError
     from sweagent.local_models import ensure_server
@@ -116,7 +112,7 @@ def _endpoint(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return args.api_base, key
 
 
-def run_categorize(args: argparse.Namespace, console: Any, command: list[str]) -> int:
+def run_categorize(args: Any, console: Any, command: list[str]) -> int:
     from failure_categorization.charts import write_charts
     from failure_categorization.judge import Judge
     from failure_categorization.report import build_results, write_readme, write_results
@@ -130,7 +126,7 @@ def run_categorize(args: argparse.Namespace, console: Any, command: list[str]) -
     instances = None
     if args.instances is not None:
         instances = {instance.instance_id: instance for instance in load_instances(args.instances)}
-    selection = select_failed(args.run_dir, args.eval_dir, instances, args.traj_filter, args.limit)
+    selection = select_failed(args.run_dir, args.eval_dir, instances, args.filter, args.limit)
     output_dir = args.output_dir or args.run_dir / OUTPUT_SUBDIR
     for _, reason in selection.malformed:
         console.print(f"[yellow]skipped malformed:[/yellow] {reason}", highlight=False)
@@ -157,7 +153,7 @@ def run_categorize(args: argparse.Namespace, console: Any, command: list[str]) -
     json_path, csv_path = write_results(results, output_dir)
     charts = write_charts(results, output_dir, args.max_repositories)
     inputs = {"run directory": args.run_dir, "eval directory": args.eval_dir, "instance file": args.instances,
-              "traj id filter": args.traj_filter, "taxonomy": args.taxonomy}
+              "traj id filter": args.filter, "taxonomy": args.taxonomy}
     write_readme(results, output_dir, charts, command, {name: str(value) for name, value in inputs.items() if value})
     _print_summary(console, results, outcome.asked, outcome.reused)
     console.print(f"results: {json_path}\n         {csv_path}")
@@ -225,13 +221,22 @@ def run_compare(args: argparse.Namespace, console: Any) -> int:
 
 
 def _run(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
     from rich.console import Console
 
     console = Console(stderr=True, soft_wrap=True)
     if args.command == "compare":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return run_compare(args, console)
-    return run_categorize(args, console, ["python", "-m", "failure_categorization", *argv])
+    from failure_categorization.options import CategorizeOptions
+    from sweagent.run.config_loading import build_config, parse_cli, resolve_config_path
+
+    given = {key: value for key, value in vars(args).items() if key not in ("command", "config")}
+    _, dotted = parse_cli(extra)
+    options = build_config(CategorizeOptions, [resolve_config_path(path) for path in args.config], [*given.items(), *dotted])
+    return run_categorize(options, console, ["python", "-m", "failure_categorization", *argv])
 
 
 def main(argv: list[str] | None = None) -> int:

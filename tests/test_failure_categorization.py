@@ -306,6 +306,19 @@ def test_dry_run_prints_the_prompts_and_asks_nobody(run: tuple[Path, Path], caps
     assert not (run_dir / "failure_categorization").exists()
 
 
+def test_options_come_from_a_config_file_and_a_bad_value_names_its_key_and_file(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir, eval_dir = run
+    options = tmp_path / "judge.yaml"
+    options.write_text(f"run_dir: {run_dir}\neval_dir: {eval_dir}\ndry_run: true\nlimit: 1\n")
+    assert main(["--config", str(options), "--last_steps", "2"]) == 0
+    assert "3 prompts would be sent" in capsys.readouterr().err
+    options.write_text(f"run_dir: {run_dir}\nsamples: 0\n")
+    assert main(["--config", str(options)]) == 2
+    assert f"{options}: key 'samples': Input should be greater than 0" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- outputs
 
 
