@@ -7,7 +7,8 @@ dependencies come from this venv through a .pth). Each pair runs, in turn: our a
 model in a fresh process: it builds the task workspace of a demo addict instance and runs commands in its bubblewrap
 sandbox), mini's DefaultAgent with its DeterministicModel and LocalEnvironment in a fresh process inside a
 bubblewrap sandbox of the same layout (workspace prepared beforehand, writable at /testbed; read-only system, no
-network, the unprivileged user, the task's test venv), and the same commands as bare `bash -c` on a host copy.
+network, the unprivileged user, the task's test venv; the copy of the prepared workspace and its removal are timed
+apart), and the same commands as bare `bash -c` on a host copy.
 The action list: 30 shell commands (reads, greps, a heredoc, edits, the test venv's python) plus submit.
 Printed per agent (medians over the pairs, and the median of the per-pair ratios ours/mini): startup (process start
 to the first step), whole-run wall (process start to exit), per-step overhead (step wall minus the command's own
@@ -147,7 +148,9 @@ def once_mini(root: Path, venv: Path, problem, workspace_template: Path) -> dict
     from sweagent.environment.sandbox import SandboxLayout, sandbox_owns, sandbox_uid, scratch_dirs, spawn_sandbox
 
     work = Path(tempfile.mkdtemp(prefix="mini-", dir=root))
+    copy_started = time.monotonic()
     shutil.copytree(workspace_template, work / "repo", symlinks=True)
+    workspace_s = time.monotonic() - copy_started
     env, ro_binds = problem.sandbox_options("/testbed")
     with scratch_dirs(str(work)) as (home, tmp):
         layout = SandboxLayout.create(work / "repo", home, tmp, mount="/testbed", env={**env, "HOME": "/root"},
@@ -163,8 +166,10 @@ def once_mini(root: Path, venv: Path, problem, workspace_template: Path) -> dict
         if sandbox.popen.returncode != 0:
             raise RuntimeError(f"mini-swe-agent run failed ({sandbox.popen.returncode}): {stderr.decode()[-2000:]}")
         timings = json.loads((tmp / "timings.json").read_text())
+    removal_started = time.monotonic()
     shutil.rmtree(work, ignore_errors=True)
-    return {**timings, "spawned_at": started, "exited_at": exited}
+    workspace_s += time.monotonic() - removal_started
+    return {**timings, "spawned_at": started, "exited_at": exited, "workspace_s": workspace_s}
 
 
 def once_bare(workspace_template: Path, root: Path, task_env: dict[str, str]) -> list[float]:
@@ -190,7 +195,7 @@ def figures(run: dict, bare: list[float]) -> dict:
     return {"startup": starts[0] - run["spawned_at"], "wall": run["exited_at"] - run["spawned_at"],
             "first": statistics.median(overhead[FIRST]), "last": statistics.median(overhead[LAST]),
             "above_bare": statistics.median([(exe - b) * 1000 for exe, b in zip(execution, bare)]),
-            "traj_kb": run["traj_bytes"] / 1024}
+            "traj_kb": run["traj_bytes"] / 1024, "workspace": run.get("workspace_s", 0.0)}
 
 
 def main() -> None:
@@ -241,6 +246,10 @@ def main() -> None:
         pair_ratios = [o[key] / m[key] for o, m in zip(rows["ours"], rows["mini"]) if m[key] > 0]
         ratios.append(f"{statistics.median(pair_ratios):.2f}" if pair_ratios else "n/a")
     print("| ours/mini (median of pairs) | " + " | ".join(ratios) + " |")
+    with_workspace = [o["wall"] / (m["wall"] + m["workspace"]) for o, m in zip(rows["ours"], rows["mini"])]
+    print(f"ours builds its workspace from the pinned sdist and deletes it within its run; mini gets a copy of a prepared "
+          f"one (copy and removal, median {statistics.median(m['workspace'] for m in rows['mini']):.2f} s, outside its "
+          f"figures; whole run ours/(mini + that): {statistics.median(with_workspace):.2f})")
 
 
 if __name__ == "__main__":
