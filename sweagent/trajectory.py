@@ -10,7 +10,6 @@ trajectories serve directly as the imitation-learning baseline.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path

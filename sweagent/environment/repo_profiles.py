@@ -46,6 +46,7 @@ never read."""
 # entry points (a patch can add a *.dist-info or *.egg-info declaring one), only the plugins the profile names.
 PYTEST_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
+
 def _parse_pytest_log(log: str) -> dict[str, str]:
     # swebench imports datasets and pandas (seconds): only grading pays for it, not every rollout's start
     from swebench.harness.log_parsers.python import parse_log_pytest
