@@ -52,11 +52,12 @@ def _workspace(path: Path, files: int) -> None:
         (folder / f"module{index}.py").write_text(f"VALUE = {index}\n" * 20)
 
 
-def measure(repeats: int, files: int) -> float:
-    """Print this interpreter's sandbox figures; returns the session median in ms."""
+def measure(repeats: int, files: int, ro_binds: tuple[str, ...] = ()) -> float:
+    """Print this interpreter's sandbox figures; returns the session median in ms. `ro_binds`: host folders the
+    server's imports need besides its own venv (another commit's run reaches this venv's packages through a .pth)."""
     with tempfile.TemporaryDirectory(prefix="oec-bench-") as workspace:
         _workspace(Path(workspace), files)
-        deployment = SandboxDeploymentConfig().get_deployment(workspace=workspace)
+        deployment = SandboxDeploymentConfig(ro_binds=list(ro_binds)).get_deployment(workspace=workspace)
         loop = asyncio.new_event_loop()
         start_ms = _timed_ms(lambda: loop.run_until_complete(deployment.start()), 1)
         session_ms = _timed_ms(
@@ -89,8 +90,10 @@ def measure_other_commit(rev: str, repeats: int, files: int) -> None:
             site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
             # Path lines of a .pth are plain sys.path entries: the old tree wins, and this venv's editable finder
             # (which points at this checkout) is never installed there.
-            (site / "oec_bench.pth").write_text(f"{tree}\n{sysconfig.get_paths()['purelib']}\n")
-            code = f"import sys; sys.path.insert(0, {str(REPO / 'scripts' / 'bench')!r}); import sandbox_overhead as b; b.measure({repeats}, {files})"
+            purelib = sysconfig.get_paths()["purelib"]
+            (site / "oec_bench.pth").write_text(f"{tree}\n{purelib}\n")
+            code = (f"import sys; sys.path.insert(0, {str(REPO / 'scripts' / 'bench')!r}); import sandbox_overhead as b; "
+                    f"b.measure({repeats}, {files}, ({purelib!r},))")
             python = str(venv / "bin" / "python")
             subprocess.run([python, "-c", code], check=True, cwd=scratch, env={**os.environ, "PYTHONPATH": ""})
         finally:
