@@ -154,3 +154,20 @@ def test_a_rewritten_history_is_saved_whole_and_old_journal_lines_are_skipped(tm
     loaded = load_trajectory(path)
     assert len(loaded.trajectory) == 3 and loaded.history[0].content == "the expert's system prompt"
     assert [s.query for s in loaded.trajectory] == [s.query for s in steps[:3]]
+
+
+def test_journal_lines_mask_secrets_like_every_saved_file(tmp_path, monkeypatch):
+    from sweagent.trajectory import TrajectoryWriter, journal_path
+    from sweagent.utils.secrets import MASK
+
+    secret = "sk-journal-test-0123456789abcdef"
+    monkeypatch.setenv("OEC_TEST_JOURNAL_API_KEY", secret)
+    steps, history = _rollout(1)
+    steps[0].observation = f"printed {secret}"
+    path = traj_path(tmp_path, "secret")
+    writer = TrajectoryWriter(path)
+    writer.checkpoint(Trajectory(history=history[:2]), history)
+    writer.record(steps, history, TrajectoryInfo(), None)
+    writer.close()
+    text = journal_path(path).read_text()
+    assert secret not in text and MASK in text
