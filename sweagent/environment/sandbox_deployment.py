@@ -1,4 +1,4 @@
-"""The `sandbox` deployment: swerex's LocalRuntime running inside bubblewrap, for machines without docker.
+"""The `sandbox` deployment: our sandbox server (swerex's runtime API) inside bubblewrap, for machines without docker.
 
 Starting it launches `python -I -m sweagent.environment.sandbox_server` in the sandbox layout of `sandbox.py`
 (workspace writable at the mount point, per-instance /root and /tmp, only the toolchain visible, no network, an
