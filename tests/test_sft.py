@@ -393,11 +393,13 @@ def oracle_run(tmp_path_factory) -> Path:
     from sweagent.run.run_batch import main as run_batch
 
     run = tmp_path_factory.mktemp("real") / "run"
-    assert run_batch(["--config", str(REPO / "config/local_oracle_demo.yaml"), "--config", str(REPO / "config/schemes/scripted_student.yaml"),
+    code = run_batch(["--config", str(REPO / "config/local_oracle_demo.yaml"), "--config", str(REPO / "config/schemes/scripted_student.yaml"),
                       "--agent.model.models.0.model.replay_path", str(REPO / "config/schemes/scripted_student_outputs.yaml"),
                       "--agent.model.switch.start", "3", "--agent.model.switch.end", "3",
                       "--agent.templates.next_step_template", "OBSERVATION in {{working_dir}}:\n{{observation}}",
-                      "--instances.slice", ":1", "--output_dir", str(run)]) == 0
+                      "--instances.slice", ":1", "--output_dir", str(run)])
+    ends = [(path.name, load_trajectory(path).info.exit_status, load_trajectory(path).info.exit_message) for path in run.glob("*/*.traj")]
+    assert code == 0, ends  # what ended the rollout, when the batch did not finish it
     return run
 
 
