@@ -398,7 +398,8 @@ def oracle_run(tmp_path_factory) -> Path:
                       "--agent.model.switch.start", "3", "--agent.model.switch.end", "3",
                       "--agent.templates.next_step_template", "OBSERVATION in {{working_dir}}:\n{{observation}}",
                       "--instances.slice", ":1", "--output_dir", str(run)])
-    ends = [(path.name, load_trajectory(path).info.exit_status, load_trajectory(path).info.exit_message) for path in run.glob("*/*.traj")]
+    ends = [(path.name, load_trajectory(path).info.exit_status, getattr(load_trajectory(path).info, "exit_message", None))
+            for path in run.glob("*/*.traj")]
     assert code == 0, ends  # what ended the rollout, when the batch did not finish it
     return run
 
