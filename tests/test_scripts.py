@@ -260,11 +260,18 @@ def _assert_all_stopped(run: Starter) -> None:
 
 @pytest.mark.slow
 def test_generate_oec_stops_its_servers_when_run_batch_fails(starter) -> None:
-    run = starter("generate_oec.sh", "--slice", ":1", "--output_dir", "out", "--", "--agent.no_such_key", "1")
+    # a config that loads (so the servers start) and a batch that then fails: its instance file is missing
+    run = starter("generate_oec.sh", "--slice", ":1", "--output_dir", "out", "--", "--instances.path", "no_such_tasks.json")
     assert run.wait() == 2
-    assert "key 'agent.no_such_key': unknown key" in run.output()
+    assert "no_such_tasks.json" in run.output()
     assert "student  started" in run.output() and "expert   started" in run.output()
     _assert_all_stopped(run)
+
+
+def test_a_config_error_stops_generate_oec_before_any_server_starts(tmp_path: Path) -> None:
+    result = _run("generate_oec.sh", "--local_models", "auto", "--", "--agent.no_such_key", "1", cwd=tmp_path)
+    assert result.returncode == 2 and "key 'agent.no_such_key': unknown key" in result.stderr
+    assert "starting local model servers" not in result.stdout + result.stderr
 
 
 @pytest.mark.slow
