@@ -35,12 +35,12 @@ from swesmith.bug_gen.procedural.python.operations import OperationFlipOperatorM
 from swesmith.bug_gen.utils import generate_patch_fast
 from swesmith.constants import CodeEntity, CodeProperty
 
-from sweagent.environment.bug_reports import write_problem_statement
-from sweagent.environment.repo_profiles import REPO_PROFILES, RepoProfile, get_profile
-from sweagent.environment.source_cache import cache_root, pristine_tree
-from sweagent.environment.swesmith_profiles import image_name
-from sweagent.environment.tests_runner import SuiteResult, grade, is_resolved, run_tests
-from sweagent.environment.workspace import apply_patch, build_workspace
+from sweagent.environment.task_repos.bug_reports import write_problem_statement
+from sweagent.environment.task_repos.profiles import REPO_PROFILES, RepoProfile, get_profile
+from sweagent.environment.task_repos.source_cache import cache_root, pristine_tree
+from sweagent.environment.container.swesmith_profiles import image_name
+from sweagent.environment.task_repos.tests_runner import SuiteResult, grade, is_resolved, run_tests
+from sweagent.environment.task_repos.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance
 from sweagent.utils.files import write_json_atomic
 

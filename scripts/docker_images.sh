@@ -40,7 +40,7 @@ case "${1:-}" in
     start_engine
     "$REPO/scripts/setup.sh"
     source "$REPO/scripts/env.sh"
-    exec python -m sweagent.environment.container_images "$@" ;;
+    exec python -m sweagent.environment.container.images "$@" ;;
   -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
   "") oec_usage_error "expected a command: engine or build" ;;
   *) oec_usage_error "unknown command '$1'" ;;

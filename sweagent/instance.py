@@ -81,7 +81,7 @@ def load_instances(path: str | Path) -> list[TaskInstance]:
         rows = [rows]
     if not isinstance(rows, list):
         raise InstanceError(f"{path}: expected a JSON list of instance objects")
-    from sweagent.environment.repo_profiles import RepoProfileError, register_profiles_near  # imports this module
+    from sweagent.environment.task_repos.profiles import RepoProfileError, register_profiles_near  # imports this module
 
     try:
         register_profiles_near(path)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweagent.environment.repo_profiles import get_profile
-from sweagent.environment.source_cache import fetch_sdist, pristine_tree
-from sweagent.environment.workspace import WorkspaceError, build_workspace
+from sweagent.environment.task_repos.profiles import get_profile
+from sweagent.environment.task_repos.source_cache import fetch_sdist, pristine_tree
+from sweagent.environment.task_repos.workspace import WorkspaceError, build_workspace
 from sweagent.instance import load_instances
 from sweagent.run import run_batch as run_batch_module
 from sweagent.run import run_single

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sweagent.environment.repo_profiles import files_of_tests, get_profile
-from sweagent.environment.tests_runner import grade, is_resolved, run_tests
-from sweagent.environment.workspace import apply_patch, build_workspace
+from sweagent.environment.task_repos.profiles import files_of_tests, get_profile
+from sweagent.environment.task_repos.tests_runner import grade, is_resolved, run_tests
+from sweagent.environment.task_repos.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance, load_instances
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

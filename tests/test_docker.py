@@ -21,11 +21,11 @@ from pydantic import TypeAdapter, ValidationError
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
 from oec.evaluation.run import evaluate_run
-from sweagent.environment.container_deployment import ContainerDeploymentConfig, ContainerError, inspect_image
+from sweagent.environment.container.deployment import ContainerDeploymentConfig, ContainerError, inspect_image
 from sweagent.environment.deployment import DeploymentConfig
 from sweagent.environment.problem import InstanceProblem
-from sweagent.environment.sandbox_limits import SandboxLimits
-from sweagent.environment.sandbox_runtime import SandboxProcessError
+from sweagent.environment.sandbox.limits import SandboxLimits
+from sweagent.environment.sandbox.runtime import SandboxProcessError
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import Prediction, write_prediction
 from sweagent.run.config_loading import build_config
@@ -130,7 +130,7 @@ def images() -> list[str]:
     if started.returncode != 0:
         reason = (started.stderr or started.stdout).strip().splitlines()[-1:] or ["no output"]
         pytest.skip(f"docker tests: no docker engine can start here ({reason[0]})")
-    from sweagent.environment.container_images import ImageBuilder
+    from sweagent.environment.container.images import ImageBuilder
 
     return ImageBuilder().build(DEMO)
 

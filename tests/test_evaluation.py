@@ -34,9 +34,9 @@ from oec.evaluation.errors import EvaluationError
 from oec.evaluation.patching import NOT_SOURCE, TEST_FILE, revert_rule
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.run import EvalRun, evaluate_run
-from sweagent.environment.repo_profiles import get_profile
-from sweagent.environment.tests_runner import grade, is_resolved, run_tests
-from sweagent.environment.workspace import apply_patch, build_workspace, git
+from sweagent.environment.task_repos.profiles import get_profile
+from sweagent.environment.task_repos.tests_runner import grade, is_resolved, run_tests
+from sweagent.environment.task_repos.workspace import apply_patch, build_workspace, git
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import PREDS_FILE, Prediction, write_prediction
 from sweagent.run.merge_preds import main as merge_preds_main

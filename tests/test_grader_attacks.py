@@ -39,10 +39,10 @@ from test_evaluation import (
 
 from oec.evaluation.patching import NOT_SOURCE, TEST_FILE
 from oec.evaluation.run import evaluate_run
-from sweagent.environment.repo_profiles import files_of_tests, get_profile
-from sweagent.environment.sandbox import run_sandboxed
-from sweagent.environment.tests_runner import grade, is_resolved, run_tests
-from sweagent.environment.workspace import apply_patch, build_workspace
+from sweagent.environment.task_repos.profiles import files_of_tests, get_profile
+from sweagent.environment.sandbox.bwrap import run_sandboxed
+from sweagent.environment.task_repos.tests_runner import grade, is_resolved, run_tests
+from sweagent.environment.task_repos.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance
 
 TOOLZ = next(instance for instance in INSTANCES if instance.repo == "oec/pytoolz__toolz.2c86e3d9")

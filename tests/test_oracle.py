@@ -16,7 +16,7 @@ from covariate_shift_analysis.config import load_config
 from oec.evaluation.reports import read_report
 from oec.evaluation.run import evaluate_run
 from oec.sft.pipeline import ConvertOptions, convert
-from sweagent.environment.workspace import build_workspace
+from sweagent.environment.task_repos.workspace import build_workspace
 from sweagent.instance import load_instances
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch

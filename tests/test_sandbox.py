@@ -36,9 +36,9 @@ from swerex.runtime.abstract import (
 )
 
 from sweagent.environment.deployment import DeploymentConfig, ModalDeploymentConfig
-from sweagent.environment.sandbox import SANDBOX_PATH, SANDBOX_UID, SandboxError, run_sandboxed
-from sweagent.environment.sandbox_deployment import SandboxDeployment, SandboxDeploymentConfig
-from sweagent.environment.sandbox_runtime import SandboxProcessError
+from sweagent.environment.sandbox.bwrap import SANDBOX_PATH, SANDBOX_UID, SandboxError, run_sandboxed
+from sweagent.environment.sandbox.deployment import SandboxDeployment, SandboxDeploymentConfig
+from sweagent.environment.sandbox.runtime import SandboxProcessError
 
 SECRET = "sk-oec-test-secret-3141592653"
 
@@ -313,7 +313,7 @@ def test_modal_config_reaches_swerex_modal_deployment() -> None:
 
 def test_a_workspace_built_while_the_server_starts_is_the_sandbox_users_and_not_counted_as_written(tmp_path: Path) -> None:
     from sweagent.environment.problem import LocalRepoProblem
-    from sweagent.environment.sandbox_limits import SandboxLimits
+    from sweagent.environment.sandbox.limits import SandboxLimits
     from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
 
     repo = tmp_path / "big"

@@ -17,12 +17,12 @@ import pytest
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
 import sweagent
-from sweagent.environment import sandbox_deployment
-from sweagent.environment.sandbox import run_sandboxed
-from sweagent.environment.sandbox_deployment import SandboxDeployment, SandboxDeploymentConfig
-from sweagent.environment.sandbox_limits import SandboxLimits
-from sweagent.environment.sandbox_protocol import ProtocolError, read_line
-from sweagent.environment.sandbox_runtime import SandboxProcessError
+from sweagent.environment.sandbox import deployment as sandbox_deployment
+from sweagent.environment.sandbox.bwrap import run_sandboxed
+from sweagent.environment.sandbox.deployment import SandboxDeployment, SandboxDeploymentConfig
+from sweagent.environment.sandbox.limits import SandboxLimits
+from sweagent.environment.sandbox.protocol import ProtocolError, read_line
+from sweagent.environment.sandbox.runtime import SandboxProcessError
 
 from test_agent import SUBMIT_XML, run_agent, xml
 from test_sandbox import Session, workspace  # noqa: F401  (workspace is a fixture)
@@ -273,9 +273,9 @@ def test_one_shot_commands_obey_the_disk_and_file_size_limits(workspace: Path) -
 def test_without_cgroups_rlimits_still_bound_memory_and_processes(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sweagent.environment import sandbox
+    from sweagent.environment.sandbox import bwrap
 
-    monkeypatch.setattr(sandbox, "make_cgroups", lambda limits: None)  # as on a machine where none can be made
+    monkeypatch.setattr(bwrap, "make_cgroups", lambda limits: None)  # as on a machine where none can be made
     hog = run_sandboxed(MEMORY_HOG, workspace, timeout=30, limits=SMALL)
     assert "MemoryError" in hog.output and "allocated" not in hog.output
     assert 0 < forks_started(workspace) < SMALL.pids
@@ -295,7 +295,7 @@ def test_a_killed_one_shot_run_leaves_nothing_the_next_process_keeps(workspace: 
     from sweagent.utils.scratch import remove_stale_scratch_dirs
 
     base = tmp_path / "scratch"
-    code = (f"import tempfile; tempfile.tempdir = {str(base)!r}; from sweagent.environment.sandbox import run_sandboxed; "
+    code = (f"import tempfile; tempfile.tempdir = {str(base)!r}; from sweagent.environment.sandbox.bwrap import run_sandboxed; "
             f"run_sandboxed('echo started; sleep 60', {str(workspace)!r}, timeout=120)")
     base.mkdir()
     child = subprocess.Popen([sys.executable, "-c", code])

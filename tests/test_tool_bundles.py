@@ -197,7 +197,7 @@ def test_lint_on_edit_works_alike_in_the_sandbox_and_in_a_container_without_touc
     """A container gets OEC's copy of flake8 for the image's python3 (sweagent/tools/tool_packages.py)."""
     import subprocess
 
-    from sweagent.environment.container_images import ImageBuilder
+    from sweagent.environment.container.images import ImageBuilder
     from sweagent.instance import load_instances
     from sweagent.run.run_batch import RunBatchConfig, run_batch
     from sweagent.tools.bundles import REPO_ROOT

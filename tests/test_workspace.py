@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweagent.environment import repo_profiles
-from sweagent.environment.repo_profiles import RepoProfileError, files_of_tests, get_profile
-from sweagent.environment.source_cache import SourceError, fetch_sdist, pristine_tree
-from sweagent.environment.tests_runner import run_tests
-from sweagent.environment.workspace import WorkspaceError, build_workspace
+from sweagent.environment.task_repos import profiles as repo_profiles
+from sweagent.environment.task_repos.profiles import RepoProfileError, files_of_tests, get_profile
+from sweagent.environment.task_repos.source_cache import SourceError, fetch_sdist, pristine_tree
+from sweagent.environment.task_repos.tests_runner import run_tests
+from sweagent.environment.task_repos.workspace import WorkspaceError, build_workspace
 from sweagent.instance import InstanceError, PyPISdistSource, TaskInstance, load_instances
 
 DEMO_INSTANCES = Path(__file__).resolve().parents[1] / "config" / "demo" / "instances.json"

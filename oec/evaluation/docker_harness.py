@@ -23,8 +23,8 @@ from swebench.harness.constants import KEY_INSTANCE_ID, KEY_MODEL, KEY_PREDICTIO
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.reports import INSTANCE_LOG_FILE, PATCH_FILE, REPORT_FILE, TEST_LOG_FILE
-from sweagent.environment.container_deployment import ContainerError, inspect_image
-from sweagent.environment.repo_profiles import RepoProfileError
+from sweagent.environment.container.deployment import ContainerError, inspect_image
+from sweagent.environment.task_repos.profiles import RepoProfileError
 from sweagent.utils.files import write_bytes_atomic, write_json_atomic
 
 SWESMITH_DIR = ".swesmith"
@@ -104,7 +104,7 @@ def collect_round(round_: SwesmithRound, eval_dir: Path) -> dict[str, str]:
 
 def check_images(jobs: list[EvalJob]) -> None:
     """Every image SWE-smith's harness will start (its profile's `image_name`) exists, and the engine answers."""
-    from sweagent.environment.swesmith_profiles import profile_for_repo  # imports all of SWE-smith's profiles
+    from sweagent.environment.container.swesmith_profiles import profile_for_repo  # imports all of SWE-smith's profiles
 
     for repo in sorted({job.instance.repo for job in jobs}):
         try:

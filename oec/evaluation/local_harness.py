@@ -35,9 +35,9 @@ from oec.evaluation.reports import (
     timed_out_report,
     write_report,
 )
-from sweagent.environment.repo_profiles import DEFAULT_MOUNT, files_of_tests, get_profile
-from sweagent.environment.tests_runner import grade, is_resolved, run_tests
-from sweagent.environment.workspace import build_workspace
+from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, files_of_tests, get_profile
+from sweagent.environment.task_repos.tests_runner import grade, is_resolved, run_tests
+from sweagent.environment.task_repos.workspace import build_workspace
 from sweagent.utils.files import write_json_atomic, write_text_atomic
 from sweagent.utils.scratch import process_scratch_dir
 

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sweagent.environment.repo_profiles import RepoProfile, files_of_tests
-from sweagent.environment.sandbox import run_sandboxed
+from sweagent.environment.task_repos.profiles import RepoProfile, files_of_tests
+from sweagent.environment.sandbox.bwrap import run_sandboxed
 from sweagent.instance import TaskInstance
 from sweagent.utils.scratch import process_scratch_dir
 

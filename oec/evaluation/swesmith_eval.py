@@ -15,8 +15,8 @@ import runpy
 import sys
 from pathlib import Path
 
-from sweagent.environment.repo_profiles import RepoProfileError, get_profile
-from sweagent.environment.swesmith_profiles import swesmith_profile
+from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
+from sweagent.environment.container.swesmith_profiles import swesmith_profile
 from sweagent.instance import load_instances
 
 

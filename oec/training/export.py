@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweagent.environment.source_cache import SourceError, fetch_sdist
+from sweagent.environment.task_repos.source_cache import SourceError, fetch_sdist
 from sweagent.instance import PyPISdistSource
 from sweagent.local_models.trained import TrainedModel, register_trained
 from sweagent.utils.cache import cache_root

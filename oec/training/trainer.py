@@ -21,7 +21,7 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import Trainer
 
-from sweagent.environment.source_cache import file_sha256
+from sweagent.environment.task_repos.source_cache import file_sha256
 from sweagent.utils.files import write_json_atomic
 
 from oec.sft.tokenized import IGNORE_INDEX

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from eval_overhead import gold_patch
 from oec.evaluation.run import DEFAULT_INSTANCES, evaluate_run
-from sweagent.environment.workspace import build_workspace, git
+from sweagent.environment.task_repos.workspace import build_workspace, git
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import Prediction, write_prediction
 from sweagent.trajectory import split_traj_id, traj_id_for

@@ -22,9 +22,9 @@ from swerex.deployment.abstract import AbstractDeployment
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest, ReadFileRequest
 
 from sandbox_overhead import _timed_ms
-from sweagent.environment.container_deployment import ContainerDeploymentConfig
+from sweagent.environment.container.deployment import ContainerDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
-from sweagent.environment.sandbox_deployment import SandboxDeploymentConfig
+from sweagent.environment.sandbox.deployment import SandboxDeploymentConfig
 from sweagent.instance import TaskInstance, load_instances
 
 INSTANCES = Path(__file__).resolve().parents[2] / "config" / "demo" / "instances.json"

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from oec.evaluation.run import DEFAULT_INSTANCES, evaluate_run
-from sweagent.environment.repo_profiles import get_profile
-from sweagent.environment.source_cache import pristine_tree
-from sweagent.environment.workspace import apply_patch, build_workspace, git
+from sweagent.environment.task_repos.profiles import get_profile
+from sweagent.environment.task_repos.source_cache import pristine_tree
+from sweagent.environment.task_repos.workspace import apply_patch, build_workspace, git
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import Prediction, write_prediction
 

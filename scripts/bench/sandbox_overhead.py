@@ -24,8 +24,8 @@ from pathlib import Path
 
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
-from sweagent.environment.sandbox import run_sandboxed
-from sweagent.environment.sandbox_deployment import SandboxDeploymentConfig
+from sweagent.environment.sandbox.bwrap import run_sandboxed
+from sweagent.environment.sandbox.deployment import SandboxDeploymentConfig
 
 TARGET_MS = 50.0
 REPO = Path(__file__).resolve().parents[2]

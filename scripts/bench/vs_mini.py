@@ -145,7 +145,7 @@ def once_ours(root: Path) -> dict:
 
 
 def once_mini(root: Path, venv: Path, problem, workspace_template: Path) -> dict:  # type: ignore[no-untyped-def]
-    from sweagent.environment.sandbox import SandboxLayout, sandbox_owns, sandbox_uid, scratch_dirs, spawn_sandbox
+    from sweagent.environment.sandbox.bwrap import SandboxLayout, sandbox_owns, sandbox_uid, scratch_dirs, spawn_sandbox
 
     work = Path(tempfile.mkdtemp(prefix="mini-", dir=root))
     copy_started = time.monotonic()

@@ -14,8 +14,8 @@ from pydantic import Discriminator, Tag
 from swerex.deployment import config as swerex_config
 from swerex.deployment.abstract import AbstractDeployment
 
-from sweagent.environment.container_deployment import ContainerDeploymentConfig
-from sweagent.environment.sandbox_deployment import SandboxDeploymentConfig
+from sweagent.environment.container.deployment import ContainerDeploymentConfig
+from sweagent.environment.sandbox.deployment import SandboxDeploymentConfig
 from sweagent.utils.unions import type_or
 
 

@@ -36,12 +36,12 @@ class InstanceProblem:
         self.image_name = instance.image_name
 
     def build_workspace(self, dest: Path) -> None:
-        from sweagent.environment.workspace import build_workspace
+        from sweagent.environment.task_repos.workspace import build_workspace
 
         build_workspace(self.instance, dest)
 
     def sandbox_options(self, mount: str) -> tuple[dict[str, str], list[str]]:
-        from sweagent.environment.repo_profiles import get_profile
+        from sweagent.environment.task_repos.profiles import get_profile
 
         profile = get_profile(self.instance.repo)
         return profile.sandbox_env(mount), profile.sandbox_ro_binds()

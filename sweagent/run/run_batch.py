@@ -28,10 +28,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweagent.agent.retry_agent import AnyAgentConfig
-from sweagent.environment.container_deployment import ContainerError
+from sweagent.environment.container.deployment import ContainerError
 from sweagent.environment.deployment import ContainerDeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
-from sweagent.environment.repo_profiles import RepoProfileError, get_profile
+from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
 from sweagent.environment.swe_env import EnvironmentConfig
 from sweagent.ids import branch_traj_id
 from sweagent.instance import InstanceError, TaskInstance

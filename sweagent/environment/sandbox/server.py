@@ -1,7 +1,7 @@
 """The process inside the sandbox: serves swerex's runtime API (our bash sessions, commands, files) over JSON lines
 on two private pipes.
 
-Started by the host as `python -I -m sweagent.environment.sandbox_server REQUEST_FD REPLY_FD` inside bwrap. The
+Started by the host as `python -I -m sweagent.environment.sandbox.server REQUEST_FD REPLY_FD` inside bwrap. The
 pipes are not the sandbox's stdin/stdout: bwrap's own pid 1 (which every process in the sandbox could look at) never
 holds them, the server moves them to fresh descriptors that no command inherits, and it makes itself non-dumpable,
 so no model-written command can reach them through /proc, ptrace or inheritance. In a container the engine's attach
@@ -25,8 +25,8 @@ from typing import Any, BinaryIO
 
 from swerex.exceptions import CommandTimeoutError, NonZeroExitCodeError, SessionDoesNotExistError, SessionExistsError
 
-from sweagent.environment.sandbox_protocol import METHOD_NAMES, decode, encode, exception_to_wire, truncate_output
-from sweagent.environment.sandbox_session import SandboxBashSession
+from sweagent.environment.sandbox.protocol import METHOD_NAMES, decode, encode, exception_to_wire, truncate_output
+from sweagent.environment.sandbox.session import SandboxBashSession
 
 _PR_SET_DUMPABLE = 4
 

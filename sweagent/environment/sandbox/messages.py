@@ -34,7 +34,7 @@ from swerex.runtime.abstract import (
     _ExceptionTransfer,
 )
 
-from sweagent.environment.sandbox_protocol import METHOD_NAMES, ProtocolError, decode
+from sweagent.environment.sandbox.protocol import METHOD_NAMES, ProtocolError, decode
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sweagent.environment.sandbox import SANDBOX_PATH
-from sweagent.environment.source_cache import cache_root
+from sweagent.environment.sandbox.bwrap import SANDBOX_PATH
+from sweagent.environment.task_repos.source_cache import cache_root
 
 if TYPE_CHECKING:
-    from sweagent.environment.repo_profiles import RepoProfile
+    from sweagent.environment.task_repos.profiles import RepoProfile
 
 _STAMP = ".oec-complete"
 

@@ -1,6 +1,6 @@
 """The `sandbox` deployment: our sandbox server (swerex's runtime API) inside bubblewrap, for machines without docker.
 
-Starting it launches `python -I -m sweagent.environment.sandbox_server` in the sandbox layout of `sandbox.py`
+Starting it launches `python -I -m sweagent.environment.sandbox.server` in the sandbox layout of `sandbox.py`
 (workspace writable at the mount point, per-instance /root and /tmp, only the toolchain visible, no network, an
 unprivileged user, resource limits) and talks to it over two private pipes. The agent sees an ordinary swerex
 deployment and runtime.
@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from swerex.exceptions import DeploymentStartupError
 
-from sweagent.environment.sandbox import (
+from sweagent.environment.sandbox.bwrap import (
     SANDBOX_UID,
     SandboxLayout,
     chown_tree,
@@ -30,11 +30,11 @@ from sweagent.environment.sandbox import (
     spawn_sandbox,
     validate_mount,
 )
-from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimits
-from sweagent.environment.sandbox_runtime import SandboxRuntime, ServerDeployment
+from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
+from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
 from sweagent.utils.scratch import process_scratch_dir
 
-SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server"]
+SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox.server"]
 """`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
 
 

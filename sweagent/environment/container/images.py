@@ -35,14 +35,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweagent.environment.container_deployment import ContainerError, engine_failure, run_engine
-from sweagent.environment.repo_profiles import DEFAULT_MOUNT, RepoProfile, files_of_tests, get_profile
-from sweagent.environment.repo_venv import RepoVenv
+from sweagent.environment.container.deployment import ContainerError, engine_failure, run_engine
+from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, RepoProfile, files_of_tests, get_profile
+from sweagent.environment.task_repos.test_venv import RepoVenv
 from sweagent.utils.cli import StageParser
-from sweagent.environment.sandbox import SANDBOX_UID
-from sweagent.environment.source_cache import cache_root, pristine_tree
-from sweagent.environment.swesmith_profiles import image_name
-from sweagent.environment.workspace import _GIT_ENV, _LOCAL_CONFIG
+from sweagent.environment.sandbox.bwrap import SANDBOX_UID
+from sweagent.environment.task_repos.source_cache import cache_root, pristine_tree
+from sweagent.environment.container.swesmith_profiles import image_name
+from sweagent.environment.task_repos.workspace import _GIT_ENV, _LOCAL_CONFIG
 from sweagent.instance import TaskInstance, load_instances
 from sweagent import REPO_ROOT
 

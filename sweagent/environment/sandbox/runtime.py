@@ -51,10 +51,10 @@ from swerex.runtime.abstract import (
     WriteFileResponse,
 )
 
-from sweagent.environment.sandbox import DISK_CHECK_INTERVAL_S, SandboxError
-from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimitExceeded
-from sweagent.environment.sandbox_messages import METHODS, decode_reply, exception_from_wire
-from sweagent.environment.sandbox_protocol import MAX_REPLY_BYTES, ProtocolError, encode, read_line
+from sweagent.environment.sandbox.bwrap import DISK_CHECK_INTERVAL_S, SandboxError
+from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimitExceeded
+from sweagent.environment.sandbox.messages import METHODS, decode_reply, exception_from_wire
+from sweagent.environment.sandbox.protocol import MAX_REPLY_BYTES, ProtocolError, encode, read_line
 
 # A command's own timeout is enforced inside the sandbox; the host waits this much longer before it declares the
 # sandbox wedged and kills it (exit-code retrieval and interrupt retries take a few seconds on top).

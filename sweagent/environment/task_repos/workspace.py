@@ -16,8 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweagent.environment.repo_profiles import RepoProfile, RepoProfileError, files_of_tests, get_profile
-from sweagent.environment.source_cache import SourceError, pristine_tree
+from sweagent.environment.task_repos.profiles import RepoProfile, RepoProfileError, files_of_tests, get_profile
+from sweagent.environment.task_repos.source_cache import SourceError, pristine_tree
 from sweagent.instance import TaskInstance
 
 _FIXED_DATE = "2000-01-01T00:00:00+0000"

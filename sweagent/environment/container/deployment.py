@@ -1,6 +1,6 @@
 """The `docker` deployment: the sandbox's own server and host runtime, in a docker (or podman) container.
 
-Starting it runs `python -I -m sweagent.environment.sandbox_server --stdio` in the instance's image with OEC's
+Starting it runs `python -I -m sweagent.environment.sandbox.server --stdio` in the instance's image with OEC's
 Python runtime bound read-only at its host paths (the venv, the base interpreter and the `sweagent` package, as in
 the sandbox), so nothing is installed into the image and nothing listens on a port: requests and replies travel on
 the container's stdin/stdout, which the server takes over at once, and `SandboxRuntime` bounds and checks every
@@ -37,11 +37,11 @@ from swerex.exceptions import DeploymentStartupError
 from swerex.runtime.abstract import Command
 
 from sweagent.environment.problem import InstanceProblem, ProblemSource
-from sweagent.environment.repo_profiles import files_of_tests
-from sweagent.environment.sandbox import BASE_ENV, SANDBOX_STAGING, SANDBOX_UID, python_runtime_paths, validate_mount
-from sweagent.environment.sandbox_limits import DiskWatch, SandboxLimits
-from sweagent.environment.sandbox_runtime import SandboxRuntime, ServerDeployment
-from sweagent.environment.workspace import _EXCLUDES, _GIT_ENV, _LOCAL_CONFIG
+from sweagent.environment.task_repos.profiles import files_of_tests
+from sweagent.environment.sandbox.bwrap import BASE_ENV, SANDBOX_STAGING, SANDBOX_UID, python_runtime_paths, validate_mount
+from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
+from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
+from sweagent.environment.task_repos.workspace import _EXCLUDES, _GIT_ENV, _LOCAL_CONFIG
 from sweagent.utils.scratch import process_scratch_dir
 
 BUILD_COMMAND = "scripts/docker_images.sh build"
@@ -229,7 +229,7 @@ class ContainerDeployment(ServerDeployment):
         # Only what the user does not own yet is changed (OEC's images own it already): a chown copies a file up.
         entry = (f'find "$0" ! -user {uid} -exec chown -h {owner} {{}} + && mkdir -p /root && chown {owner} /root && '
                  f'exec setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all -- "$@"')
-        server = [sys.executable, "-I", "-m", "sweagent.environment.sandbox_server", "--stdio"]
+        server = [sys.executable, "-I", "-m", "sweagent.environment.sandbox.server", "--stdio"]
         return [*argv, self.image, "/bin/sh", "-c", entry, self._state.mount, *server]
 
     async def start(self) -> None:

@@ -16,7 +16,7 @@ from swesmith.profiles import registry
 from swesmith.profiles.base import RepoProfile as SwesmithProfile
 from swesmith.profiles.python import PythonProfile
 
-from sweagent.environment.repo_profiles import RepoProfile, RepoProfileError, get_profile
+from sweagent.environment.task_repos.profiles import RepoProfile, RepoProfileError, get_profile
 
 
 def swesmith_profile(profile: RepoProfile) -> SwesmithProfile:

@@ -19,8 +19,8 @@ from pathlib import Path
 from swebench.harness.constants import FAIL_TO_PASS, PASS_TO_PASS, ResolvedStatus, TestStatus
 from swebench.harness.grading import get_eval_tests_report, get_resolution_status
 
-from sweagent.environment.repo_profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
-from sweagent.environment.sandbox import run_sandboxed
+from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
+from sweagent.environment.sandbox.bwrap import run_sandboxed
 from sweagent.instance import TaskInstance
 from sweagent.utils.scratch import process_scratch_dir
 

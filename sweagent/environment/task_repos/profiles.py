@@ -22,7 +22,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from sweagent.environment.repo_venv import ensure_test_venv
+from sweagent.environment.task_repos.test_venv import ensure_test_venv
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError

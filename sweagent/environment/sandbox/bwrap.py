@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import sweagent
-from sweagent.environment.sandbox_limits import (
+from sweagent.environment.sandbox.limits import (
     Cgroups,
     DiskWatch,
     SandboxLimitExceeded,
