@@ -41,9 +41,10 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     args = parser.parse_args()
     table = Table(title=f"rollouts in {args.run_dir}")
-    for column in ("rollout", "switch drawn", "switched at", "student steps", "expert steps",
-                   "well-formed student", "well-formed expert", "exit status", "patch lines", "wall s"):
-        table.add_column(column, justify="left" if column in {"rollout", "exit status"} else "right", overflow="fold")
+    table.add_column("rollout", overflow="fold", min_width=30)
+    for column in ("switch drawn", "switched at", "student steps", "expert steps", "student well-formed",
+                   "expert well-formed", "exit status", "patch lines", "wall s"):
+        table.add_column(column, justify="left" if column == "exit status" else "right", max_width=11)
     for path in iter_trajectory_files(args.run_dir):
         trajectory = load_trajectory(path)
         roles = trajectory.step_roles()
@@ -59,7 +60,7 @@ def main() -> None:
             _rate(steps["expert"], calls["expert"]), trajectory.info.exit_status or "-", str(changed),
             f"{wall:.0f}" if wall is not None else "-",
         )
-    Console(width=160).print(table)
+    Console(width=max(Console().width, 150)).print(table)
 
 
 if __name__ == "__main__":

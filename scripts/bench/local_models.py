@@ -158,20 +158,18 @@ def main() -> None:
         console.print(f"benchmarking {name} ({MODELS[name].model_name}) ...")
         results[name] = bench_model(name, args.prompt_tokens, args.max_tokens, args.repeats)
 
-    table = Table(title="local model servers (llama.cpp via xllamacpp, CPU)")
-    for column in COLUMNS:
-        table.add_column(column, justify="right")
-    for name, r in results.items():
-        table.add_row(
-            name, f"{r['load_s']:.1f}", f"{r['prompt_tokens']:.0f}", f"{r['prompt_tok_per_s']:.0f}",
-            f"{r['generated_tokens']:.0f}", f"{r['gen_tok_per_s']:.1f}",
-            f"{r['followup_cached_tokens']:.0f}/{r['followup_new_prompt_tokens']:.0f}",
-            f"{r['followup_prompt_ms']:.0f}",
-        )
-    console.print(table)
-    # Throughput on a shared CPU depends on what else runs: print the context the figures were taken in.
-    console.print(f"{os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.1f} at the end; "
-                  + ", ".join(f"{name} = {MODELS[name].model_name}" for name in results))
+    if results:
+        table = Table(title="local model servers (llama.cpp via xllamacpp, CPU)")
+        for column in COLUMNS:
+            table.add_column(column, justify="right")
+        for name, r in results.items():
+            table.add_row(
+                name, f"{r['load_s']:.1f}", f"{r['prompt_tokens']:.0f}", f"{r['prompt_tok_per_s']:.0f}",
+                f"{r['generated_tokens']:.0f}", f"{r['gen_tok_per_s']:.1f}",
+                f"{r['followup_cached_tokens']:.0f}/{r['followup_new_prompt_tokens']:.0f}",
+                f"{r['followup_prompt_ms']:.0f}",
+            )
+        console.print(table)
     if args.traj:
         console.print(f"replaying the {len(_step_queries(args.traj))} steps of {args.traj} on the student server ...")
         results["replay"] = bench_replay(args.traj, args.replay_max_tokens)
@@ -182,6 +180,9 @@ def main() -> None:
             replay.add_row(r["serving"], str(r["workers"]), str(r["steps"]), f"{r['prompt_tok_per_s']:.0f}",
                            f"{r['gen_tok_per_s']:.1f}", f"{r['cached_share']:.0%}", f"{r['s_per_step']:.1f}")
         console.print(replay)
+    # Throughput on a shared CPU depends on what else runs: print the context the figures were taken in.
+    console.print(f"{os.cpu_count()} cores, 1-min load average {os.getloadavg()[0]:.1f} at the end; "
+                  + ", ".join(f"{name} = {MODELS[name].model_name}" for name in dict.fromkeys([*results, "student"]) if name in MODELS))
     if args.out:
         write_json_atomic(args.out, results)
 
