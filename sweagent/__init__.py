@@ -11,3 +11,6 @@ REPO_ROOT = _Path(__file__).resolve().parents[1]
 _os.environ.setdefault("SWE_REX_LOG_STREAM_LEVEL", "WARNING")
 # litellm prints an INFO line per request to stdout; errors still surface as exceptions.
 _os.environ.setdefault("LITELLM_LOG", "ERROR")
+# pydantic scans every installed package's entry points for plugins when it builds its first validator (about 10 ms
+# of each process's start); OEC uses none. Set PYDANTIC_DISABLE_PLUGINS to something else (even empty) to load them.
+_os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from sweagent.agent.templates import TemplateConfig, TemplateError, render
+from sweagent.utils.yaml_text import load_yaml
 
 DEMO_KEYS = ("role", "content", "tool_calls", "tool_call_ids", "thought", "action", "message_type")
 """What a demonstration message keeps (its own `agent` name and stats stay in the file it came from)."""
@@ -24,7 +25,7 @@ def load_demonstration_history(path: Path) -> list[dict[str, Any]]:
     """The `history` of a demonstration file; a missing or unreadable file is one line naming it."""
     try:
         text = path.read_text()
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+        data = load_yaml(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     except FileNotFoundError:
         raise TemplateError(f"{path}: demonstration file does not exist (key 'agent.templates.demonstrations')") from None
     except (OSError, ValueError, yaml.YAMLError) as exc:

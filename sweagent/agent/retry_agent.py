@@ -327,7 +327,9 @@ class RetryAgent:
             if isinstance(self.loop, ScoreLoop):
                 self.loop.after_attempt(env.problem.problem_statement, trajectory.info.model_dump(), [s.model_dump() for s in trajectory.trajectory])
             self.trajectory(env).save(path)
-        return self.trajectory(env, choose=True)
+        chosen = self.trajectory(env, choose=True)
+        chosen.save(path)  # what run() returns is what the file holds (run_one does not save it again)
+        return chosen
 
     def trajectory(self, env: SWEEnv, choose: bool = False) -> Trajectory:
         """The rollout so far; with `choose`, the picked attempt's content with every attempt kept and marked."""

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sweagent import REPO_ROOT
 from sweagent.utils.errors import OECError, user_key_path
 from sweagent.utils.secrets import MASK, redact_data, register_secret
+from sweagent.utils.yaml_text import load_yaml
 
 T = TypeVar("T", bound=BaseModel)
 COMMAND_LINE = "command line"
@@ -127,7 +128,7 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:

@@ -213,8 +213,10 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
     env = SWEEnv(env_config, problem)
     try:
         agent = build(agent_config, instance_id=problem.id, replay_config=replay_config, seed=seed, traj_id=traj_id)
+        started = False
         try:
             env.start()
+            started = True
         except Exception as exc:
             agent.info.exit_status = "exit_environment_error"
             agent.info.exit_message = f"environment failed to start: {type(exc).__name__}: {exc}"
@@ -222,10 +224,11 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
             logging.getLogger("sweagent.run").warning("environment failed to start: %s", exc, exc_info=True)
             trajectory = agent.trajectory(env)
         else:
-            trajectory = agent.run(env, output_dir, traj_id)
-        if earlier_attempts:
-            trajectory.info.earlier_attempts = earlier_attempts
-        trajectory.save(traj_path(output_dir, traj_id))
+            trajectory = agent.run(env, output_dir, traj_id)  # every agent's run saves what it returns
+        if earlier_attempts or not started:  # a rerun after an infrastructure failure, or no run: save here
+            if earlier_attempts:
+                trajectory.info.earlier_attempts = earlier_attempts
+            trajectory.save(traj_path(output_dir, traj_id))
     finally:
         env.close()
         root.removeHandler(handler)

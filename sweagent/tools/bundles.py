@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sweagent.tools.commands import Command
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError
+from sweagent.utils.yaml_text import load_yaml
 from sweagent import REPO_ROOT
 
 
@@ -56,7 +57,7 @@ def _read_config(path: Path) -> dict:
     if not config_file.is_file():
         raise BundleError(f"{config_file}: tool bundle has no config.yaml (key 'agent.tools.bundles.path')")
     try:
-        data = yaml.safe_load(config_file.read_text()) or {}
+        data = load_yaml(config_file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise BundleError(f"{config_file}: invalid YAML ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("state_command") or "", str):
