@@ -82,10 +82,10 @@ def test_a_corrected_trajectory_becomes_one_row_in_the_students_prompt_training_
     _write(tmp_path / "run", tmp_path / "eval", "pkg__bug-1", specs)
     summary, train, _ = _convert(tmp_path)
     [row] = train
-    assert list(row) == ["messages", "instance_id", "traj_id", "model_switch_idx", "resolved", "source_run"]
+    assert list(row) == ["messages", "opening_messages", "instance_id", "traj_id", "model_switch_idx", "resolved", "source_run"]
     assert (row["instance_id"], row["traj_id"], row["resolved"], row["source_run"]) == ("pkg__bug-1", "pkg__bug-1", True, str(tmp_path / "run"))
     opening = PROMPT.opening_messages(problem_statement_for("pkg__bug-1"), "/testbed")
-    assert row["messages"][:2] == opening
+    assert row["opening_messages"] == 2 and row["messages"][:2] == [{"role": m["role"], "content": m["content"]} for m in opening]
     assert [m["role"] for m in row["messages"][2:]] == ["assistant", "user"] * 6 + ["assistant"]
     assert [m["weight"] for m in _assistants(row)] == [0, 0, 0, 0, 1, 1, 1]
     assert all("weight" not in m for m in row["messages"] if m["role"] != "assistant")
@@ -267,6 +267,30 @@ def test_a_trajectory_without_a_recorded_run_config_needs_the_instance_file_and_
     assert "<issue>\nTags lose their id.\n</issue>" in row["messages"][1]["content"]
 
 
+def test_recorded_bundle_paths_of_another_checkout_are_found_in_this_ones_tools_folder_by_name(tmp_path):
+    """Runs record absolute bundle paths; a run dir read in another checkout names folders that are not here."""
+    _, [here], _ = _convert(tmp_path, runs=[_moved_run(tmp_path, "here", lambda text: text)])
+    moved = _moved_run(tmp_path, "moved", lambda text: text.replace('"path": "tools/', '"path": "/gone/checkout/tools/'))
+    _, [row], _ = _convert(tmp_path, runs=[moved])
+    assert row["messages"] == here["messages"]
+    custom = _moved_run(tmp_path, "custom", lambda text: text.replace('"path": "tools/submit"', '"path": "/gone/checkout/mine/my_submit"'))
+    summary, train, _ = _convert(tmp_path, runs=[custom])
+    [dropped] = summary["dropped_trajectories"]["no_student_prompt"]
+    assert train == [] and "\n" not in dropped["error"]
+    assert ("key 'agent.tools.bundles.2.path': the recorded bundle /gone/checkout/mine/my_submit does not exist, nor does "
+            f"{REPO / 'tools' / 'my_submit'}; name the student's prompt with --prompt_config") in dropped["error"]
+
+
+def _moved_run(tmp_path: Path, name: str, edit) -> Path:
+    """A run dir whose one trajectory recorded the paper config with its bundle paths edited by `edit`."""
+    trajectory = build_trajectory("pkg__bug-1", _specs("see"), COMMANDS)
+    recorded = json.loads(trajectory.replay_config)
+    recorded["agent"] = json.loads(edit(json.dumps(recorded["agent"])))
+    trajectory.replay_config = json.dumps(recorded)
+    write_trajectory(tmp_path / name, tmp_path / "eval", "pkg__bug-1", trajectory, True)
+    return tmp_path / name
+
+
 def test_oracle_expert_turns_are_kept_with_a_warning(tmp_path, capsys):
     specs = _specs("see")
     specs[1].model_name = specs[2].model_name = "oracle-expert"
@@ -433,3 +457,47 @@ def test_as_seen_rows_show_observations_after_the_students_history_processors(tm
     assert len(elided) == len(observations(full)) - 3 and observations(seen)[-3:] == observations(full)[-3:]
     assert not any(text.startswith("Old environment output") for text in observations(full))
     assert [m.get("weight") for m in seen["messages"]] == [m.get("weight") for m in full["messages"]]
+
+
+@pytest.fixture(scope="module", params=["one_message", "in_history"])
+def demo_run(request, tmp_path_factory, oracle_run) -> Path:
+    """A real rollout whose student is shown a demonstration (the oracle run's trajectory; in one message or in the
+    history) and a strategy message, as SWE-agent 1.1 configs do."""
+    from sweagent.run.run_batch import main as run_batch
+
+    [demonstration] = oracle_run.glob("*/*.traj")
+    folder = tmp_path_factory.mktemp(f"demo_{request.param}")
+    shown = ({"put_demos_in_history": True} if request.param == "in_history" else
+             {"demonstration_template": "A solved task, for reference:\n{{demonstration}}\n(end of the reference)"})
+    overlay = folder / "demonstrations.yaml"
+    overlay.write_text(json.dumps({"agent": {"templates": {
+        "demonstrations": [str(demonstration)], **shown,
+        "strategy_template": "Work in {{working_dir}}: locate the code, reproduce the bug, fix it, then submit."}}}))
+    code = run_batch(["--config", str(REPO / "config/local_oracle_demo.yaml"), "--config", str(REPO / "config/schemes/scripted_student.yaml"),
+                      "--config", str(overlay),
+                      "--agent.model.models.0.model.replay_path", str(REPO / "config/schemes/scripted_student_outputs.yaml"),
+                      "--agent.model.switch.start", "2", "--agent.model.switch.end", "2",
+                      "--instances.slice", ":1", "--output_dir", str(folder / "run")])
+    assert code == 0, [(p.name, load_trajectory(p).info.exit_status) for p in (folder / "run").glob("*/*.traj")]
+    return folder / "run"
+
+
+def test_rows_open_with_the_demonstrations_and_strategy_message_the_student_was_sent(tmp_path, demo_run):
+    row, trajectory = _real_row(tmp_path, demo_run)
+    first_query = trajectory.trajectory[0].query
+    demos = [m for m in trajectory.history if getattr(m, "is_demo", False)]
+    opening = row["opening_messages"]
+    assert trajectory.trajectory[0].model_role == "student" and demos
+    assert opening == len(demos) + 3  # system prompt, demonstrations, task, strategy
+    assert trajectory.history[opening - 1].text.startswith("Work in /testbed: locate the code")
+    unweighted = lambda messages: [{key: value for key, value in m.items() if key != "weight"} for m in messages]  # noqa: E731
+    assert json.dumps(unweighted(row["messages"][:opening])).encode() == json.dumps(first_query[:opening]).encode()
+    assert [m["weight"] for m in row["messages"][:opening] if m["role"] == "assistant"] == [0] * sum(m.role == "assistant" for m in demos)
+    if len(demos) > 1:  # in the history: the demonstration's answers are there, never trained
+        assert sum(m["role"] == "assistant" for m in row["messages"][:opening]) > 1
+    rollout = _assistants({"messages": row["messages"][opening:]})
+    assert row["model_switch_idx"] == 2 and [m["weight"] for m in rollout][:3] == [0, 0, 1]
+    seen, _ = _real_row(tmp_path, demo_run, "--observations", "as_seen")
+    # as seen at the last turn: demonstrations in full, the strategy message elided like any older observation
+    assert unweighted(seen["messages"][:opening]) == trajectory.trajectory[-1].query[:opening]
+    assert seen["messages"][:opening - 1] == row["messages"][:opening - 1] and seen["messages"][opening - 1] != row["messages"][opening - 1]

@@ -128,15 +128,13 @@ class _Converter:
             return None
         try:
             working_dir = self.options.working_dir or recorded_working_dir(trajectory.replay_config) or "/testbed"
-            messages = build_messages(prompt, turns, weights, statement, working_dir)
+            messages, opening = build_messages(prompt, turns, weights, statement, working_dir, self.options.observations == "as_seen")
         except FormatError as exc:
             self.summary.drop("unparseable_turn", candidate.ref, str(exc))
             return None
-        if self.options.observations == "as_seen":
-            messages = prompt.as_seen(messages)
         if any("oracle" in turn.model_name.lower() for turn in turns):
             self.summary.warn("oracle_turns", candidate.ref)
-        row = {"messages": messages, "instance_id": candidate.instance_id, "traj_id": candidate.traj_id,
+        row = {"messages": messages, "opening_messages": opening, "instance_id": candidate.instance_id, "traj_id": candidate.traj_id,
                "model_switch_idx": switch_index(turns), "resolved": resolved, "source_run": candidate.source_run}
         if prompt.native_tool_calls:
             row["tools"] = prompt.tool_schemas
@@ -173,7 +171,7 @@ def convert(options: ConvertOptions, show_progress: bool = True) -> dict[str, An
     for row in capped:
         summary.drop("max_per_instance", f"{row['source_run']}/{row['traj_id']}")
     train, validation = split_by_instance(rows, options.val_fraction, options.seed)
-    weights = [m["weight"] for row in rows for m in row["messages"] if m["role"] == "assistant"]
+    weights = [m["weight"] for row in rows for m in row["messages"][row["opening_messages"]:] if m["role"] == "assistant"]
     summary.counts = {
         "rows": {"train": len(train), "validation": len(validation)},
         "instances": {"train": len({r["instance_id"] for r in train}), "validation": len({r["instance_id"] for r in validation})},

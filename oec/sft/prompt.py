@@ -4,24 +4,28 @@ By default the prompt comes from the run itself: each trajectory's `replay_confi
 the student's templates, tools, parse function and history processors are taken from it by the switcher's own rule
 (`SwitchMemberConfig.prompt_parts`: the student member's, else the agent's; a one-model run's agent). A prompt file
 (`--prompt_config`) overrides that: an agent config, or a fragment holding `agent.templates` and `agent.tools`.
-Messages are rendered with the agent's variables (`problem_statement`, `working_dir`, `command_docs`,
-`format_instructions`), so they equal what the agent sent, byte for byte.
+A row opens with the agent's own opening messages (`agents.opening_messages`: system prompt, demonstrations, task,
+strategy), so they equal what the agent sent, byte for byte. Recorded bundle paths are absolute; a run dir read in
+another checkout finds a bundle that is gone in this checkout's `tools/` by its folder name.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from sweagent.agent.demonstrations import demonstration_messages
 from sweagent.agent.history_processors import HistoryProcessorConfig, apply_history_processors
-from sweagent.agent.templates import TemplateConfig, render
+from sweagent.agent.templates import TemplateConfig
 from sweagent.tools.commands import Command
 from sweagent.tools.parsing import FunctionCallingParser, ParseFunction, ParseFunctionConfig
 from sweagent.tools.tools import ToolConfig
-from sweagent.utils.errors import describe_validation_error
+from sweagent.trajectory import api_message
+from sweagent.utils.errors import OECError, describe_validation_error
 
 from oec.sft.errors import SFTError
 from oec.sft.options import STYLE_PARSERS, Style
@@ -42,15 +46,17 @@ class _PromptSections(BaseModel):
 
 
 class StudentPrompt:
-    """Templates, tools, answer format and history processors of the student, with the tool list read once."""
+    """Templates, tools, answer format and history processors of the student, with the tool list and the
+    demonstrations read once. Raises OECError for a bundle or demonstration that cannot be read."""
 
-    def __init__(self, templates: TemplateConfig, tools: ToolConfig, history_processors: list[Any]):
+    def __init__(self, templates: TemplateConfig, tools: ToolConfig, history_processors: list[Any], agent_name: str = "main"):
         self.templates = templates
         self.tools = tools
         self.history_processors = history_processors
+        self.agent_name = agent_name
         self.commands: list[Command] = tools.commands
         self.parser: ParseFunction = tools.parse_function
-        self._command_docs = tools.command_docs()
+        self._demonstrations = demonstration_messages(templates, agent_name)
         self.tool_schemas: list[dict[str, Any]] = tools.tool_schemas()
         """OpenAI tool schemas, stored in each row of the native tool-call style."""
 
@@ -59,33 +65,32 @@ class StudentPrompt:
         return isinstance(self.parser, FunctionCallingParser)
 
     def opening_messages(self, problem_statement: str, working_dir: str) -> list[dict[str, Any]]:
-        """System prompt and task message, rendered like the agent renders them."""
-        variables = {
-            "problem_statement": problem_statement,
-            "working_dir": working_dir,
-            "command_docs": self._command_docs,
-            "format_instructions": self.parser.format_instructions(),
-        }
-        return [
-            {"role": "system", "content": render(self.templates.system_template, **variables)},
-            {"role": "user", "content": render(self.templates.instance_template, **variables)},
-        ]
+        """The history the student's rollout opened with, built by the agent's own code (demonstrations marked
+        `is_demo`). The bundles' first state is not recorded: templates see `working_dir` only."""
+        from sweagent.agent.agents import opening_messages  # the agent module loads the environment's
 
-    def as_seen(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """`messages` after the student's history processors: the view its query at the row's last turn had.
+        return opening_messages(self.templates, self.tools, self.agent_name, self._demonstrations,
+                                problem_statement=problem_statement, state={"working_dir": working_dir})
 
+    def row_messages(self, history: list[dict[str, Any]], as_seen: bool) -> list[dict[str, Any]]:
+        """History messages as row messages: what the model is sent (`api_message`), assistant messages with their
+        weight (0 for a demonstration's: the student was shown them, never asked for them).
+
+        `as_seen` applies the student's history processors first: the view its query at the row's last turn had.
         Processors that only annotate (cache breakpoints) leave the text as it was; their content lists are read
         back into the plain text they carry.
         """
-        typed = [{**message, "message_type": "observation" if message["role"] in ("user", "tool") else message["role"]}
-                 for message in messages]
-        seen = []
-        for message in apply_history_processors(self.history_processors, typed):
-            content = message["content"]
-            if isinstance(content, list):
-                content = "".join(part.get("text", "") for part in content)
-            seen.append({key: value for key, value in message.items() if key != "message_type"} | {"content": content})
-        return seen
+        if as_seen:
+            history = apply_history_processors(self.history_processors, history)
+        rows = []
+        for message in history:
+            row = api_message(message)
+            if isinstance(row["content"], list):
+                row["content"] = "".join(part.get("text", "") for part in row["content"])
+            if row["role"] == "assistant":
+                row["weight"] = message.get("weight", 0)
+            rows.append(row)
+        return rows
 
 
 def _with_style(tools: ToolConfig, style: Style | None) -> ToolConfig:
@@ -93,6 +98,28 @@ def _with_style(tools: ToolConfig, style: Style | None) -> ToolConfig:
         return tools
     parser = TypeAdapter(ParseFunctionConfig).validate_python({"type": STYLE_PARSERS[style]})
     return tools.model_copy(update={"parse_function": parser})
+
+
+def _bundles_here(agent: dict[str, Any], where: str) -> dict[str, Any]:
+    """`agent` with each recorded bundle that no longer exists replaced by this checkout's `tools/<its name>`."""
+    agent = copy.deepcopy(agent)
+    model = agent.get("model")
+    members = model.get("models") if isinstance(model, dict) else None
+    sections = [("agent.tools", agent.get("tools"))] + [
+        (f"agent.model.models.{index}.tools", member.get("tools"))
+        for index, member in enumerate(members if isinstance(members, list) else []) if isinstance(member, dict)]
+    for key, tools in sections:
+        bundles = tools.get("bundles") if isinstance(tools, dict) else None
+        for index, bundle in enumerate(bundles if isinstance(bundles, list) else []):
+            path = Path(bundle["path"]) if isinstance(bundle, dict) and isinstance(bundle.get("path"), str) else None
+            if path is None or not path.is_absolute() or path.exists():
+                continue
+            here = REPO_ROOT / "tools" / path.name
+            if not here.is_dir():
+                raise SFTError(f"{where}: key '{key}.bundles.{index}.path': the recorded bundle {path} does not exist, "
+                               f"nor does {here}; name the student's prompt with --prompt_config")
+            bundle["path"] = str(here)
+    return agent
 
 
 def student_prompt(agent: Any, where: str, style: Style | None = None) -> StudentPrompt:
@@ -106,7 +133,7 @@ def student_prompt(agent: Any, where: str, style: Style | None = None) -> Studen
     try:
         if "model" not in agent:
             sections = _PromptSections.model_validate(agent)
-            parts = sections.templates, sections.tools, sections.history_processors
+            parts, name = (sections.templates, sections.tools, sections.history_processors), "main"
         else:
             from sweagent.agent.agents import AgentConfig
             from sweagent.agent.switching_model import SwitchingModelConfig
@@ -116,10 +143,13 @@ def student_prompt(agent: Any, where: str, style: Style | None = None) -> Studen
                 parts = config.model.models[0].prompt_parts(config)
             else:
                 parts = config.templates, config.tools, list(config.history_processors)
+            name = config.name
+        templates, tools, history_processors = parts
+        return StudentPrompt(templates, _with_style(tools, style), history_processors, name)
     except ValidationError as exc:
         raise SFTError(f"{where}: {describe_validation_error(exc, 'agent', agent)}") from None
-    templates, tools, history_processors = parts
-    return StudentPrompt(templates, _with_style(tools, style), history_processors)
+    except OECError as exc:  # a bundle or demonstration that cannot be read
+        raise SFTError(f"{where}: {exc}") from None
 
 
 def load_student_prompt(path: str | Path = DEFAULT_PROMPT_CONFIG, style: Style | None = None) -> StudentPrompt:
@@ -151,7 +181,8 @@ class RecordedPrompts:
                            "name the student's prompt with --prompt_config")
         key = json.dumps(agent, sort_keys=True)
         if key not in self._by_config:
-            self._by_config[key] = student_prompt(agent, f"{where} (recorded run config)", self.style)
+            where = f"{where} (recorded run config)"
+            self._by_config[key] = student_prompt(_bundles_here(agent, where), where, self.style)
         return self._by_config[key]
 
 

@@ -1,7 +1,9 @@
 """One SFT row: the student's prompt, every turn rendered in the student's answer format, and per-turn weights.
 
-Weights follow OpenAI's fine-tuning convention (on assistant messages only: 1 trained, 0 not): student turns get
-0 when masking, expert turns 1. `model_switch_idx` is the index, among the row's assistant messages, of the
+The row opens with the messages the student's rollout opened with (system prompt, demonstrations, task, strategy;
+`opening_messages` counts them). Weights follow OpenAI's fine-tuning convention (on assistant messages only: 1
+trained, 0 not): student turns get 0 when masking, expert turns 1, a demonstration's answers always 0.
+`model_switch_idx` is the index, among the rollout's assistant messages (those after the opening ones), of the
 first expert turn, i.e. the number of student turns kept. Every rendered answer is read back with the student's
 parser before the row is accepted, so the row never holds an answer the student's agent could not parse.
 """
@@ -40,25 +42,26 @@ def _answer(prompt: StudentPrompt, turn: Turn, call_id: str) -> dict[str, Any]:
 
 
 def build_messages(prompt: StudentPrompt, turns: list[Turn], weights: list[int], problem_statement: str,
-                   working_dir: str) -> list[dict[str, Any]]:
-    """Chat messages of a row. Raises FormatError for a turn the student's format cannot carry."""
+                   working_dir: str, as_seen: bool = False) -> tuple[list[dict[str, Any]], int]:
+    """Chat messages of a row and how many of them open it (see `StudentPrompt.row_messages` for `as_seen`).
+    Raises FormatError for a turn the student's format cannot carry."""
     messages = prompt.opening_messages(problem_statement, working_dir)
+    opening = len(messages)
     for index, (turn, weight) in enumerate(zip(turns, weights)):
         call_id = f"call_{index}"
         try:
             answer = _answer(prompt, turn, call_id)
         except FormatError as exc:
             raise FormatError(f"turn {index}: {exc}") from None
-        answer["weight"] = weight
-        messages.append(answer)
+        messages.append({**answer, "message_type": "action", "weight": weight})
         if turn.observation is None:
             continue
         content = prompt.templates.observation_message(turn.observation, **{"working_dir": working_dir, **turn.state})
         if prompt.native_tool_calls:
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+            messages.append({"role": "tool", "content": content, "tool_call_ids": [call_id], "message_type": "observation"})
         else:
-            messages.append({"role": "user", "content": content})
-    return messages
+            messages.append({"role": "user", "content": content, "message_type": "observation"})
+    return prompt.row_messages(messages, as_seen), opening
 
 
 def dedupe_key(row: dict[str, Any]) -> str:

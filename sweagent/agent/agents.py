@@ -54,6 +54,29 @@ class AgentConfig(BaseModel):
     """Re-queries after a format error or a refused action before the run ends with exit_format."""
 
 
+def opening_messages(templates: TemplateConfig, tools: ToolConfig, agent_name: str, demonstrations: list[dict[str, Any]], *,
+                     problem_statement: str, state: dict[str, Any]) -> list[dict[str, Any]]:
+    """System prompt, demonstrations, instance message (and strategy): what a rollout opens with.
+
+    Needs no environment (`state` holds `working_dir` and what the bundles' state commands reported), so SFT rows
+    open with this same code; `demonstrations` is `demonstration_messages(templates, agent_name)`, read once by
+    callers that open many rows."""
+    variables = {
+        **{key: str(value) for key, value in tools.env_variables.items()},
+        **state,
+        "problem_statement": problem_statement,
+        "command_docs": tools.command_docs(),
+        "format_instructions": tools.parse_function.format_instructions(),
+    }
+    lenient = bool(tools.state_commands)  # see `templates.render`
+    task = [templates.instance_template] + ([templates.strategy_template] if templates.strategy_template else [])
+    return [
+        {"role": "system", "content": render(templates.system_template, lenient, **variables), "agent": agent_name, "message_type": "system_prompt"},
+        *demonstrations,
+        *({"role": "user", "content": render(template, lenient, **variables), "agent": agent_name, "message_type": "observation"} for template in task),
+    ]
+
+
 class _ExitRun(Exception):
     """Ends the loop with an exit status (raised from deep inside a step)."""
 
@@ -97,30 +120,15 @@ class DefaultAgent:
         """What the bundles' state commands last reported (template variables such as open_file, diff)."""
 
     # ---- messages -------------------------------------------------------------------------------------------------
-    def _template_vars(self, env: SWEEnv) -> dict[str, Any]:
-        tools = self.profile.tools
-        return {
-            **{key: str(value) for key, value in tools.env_variables.items()},
-            "working_dir": env.config.working_dir,
-            **self._state,
-            "problem_statement": env.problem.problem_statement,
-            "command_docs": tools.command_docs(),
-            "format_instructions": self.profile.parser.format_instructions(),
-        }
-
     def _append(self, role: str, content: str, message_type: str, **extra: Any) -> None:
         self.history.append({"role": role, "content": content, "agent": self.config.name, "message_type": message_type, **extra})
 
     def build_opening_messages(self, env: SWEEnv) -> list[dict[str, Any]]:
-        """System prompt, demonstrations, instance message (and strategy) rendered with the current profile's templates."""
-        variables = self._template_vars(env)
-        templates = self.profile.templates
-        task = [templates.instance_template] + ([templates.strategy_template] if templates.strategy_template else [])
-        return [
-            {"role": "system", "content": render(templates.system_template, self._lenient, **variables), "agent": self.config.name, "message_type": "system_prompt"},
-            *demonstration_messages(templates, self.config.name),
-            *({"role": "user", "content": render(template, self._lenient, **variables), "agent": self.config.name, "message_type": "observation"} for template in task),
-        ]
+        """The current profile's opening messages (see `opening_messages`)."""
+        profile = self.profile
+        return opening_messages(profile.templates, profile.tools, self.config.name,
+                                demonstration_messages(profile.templates, self.config.name),
+                                problem_statement=env.problem.problem_statement, state={"working_dir": env.config.working_dir, **self._state})
 
     def _api_messages(self, history: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [api_message(message) for message in apply_history_processors(self.profile.history_processors, history)]
