@@ -38,6 +38,7 @@ from swesmith.constants import CodeEntity, CodeProperty
 from sweagent.environment.task_repos.bug_reports import write_problem_statement
 from sweagent.environment.task_repos.profiles import REPO_PROFILES, RepoProfile, get_profile
 from sweagent.environment.task_repos.source_cache import cache_root, pristine_tree
+from sweagent.environment.task_repos.test_venv import sandbox_env
 from sweagent.environment.container.swesmith_profiles import image_name
 from sweagent.environment.task_repos.tests_runner import SuiteResult, grade, is_resolved, run_tests
 from sweagent.environment.task_repos.workspace import apply_patch, build_workspace
@@ -194,7 +195,7 @@ class VerdictCache:
 
     def __init__(self, profile: RepoProfile, seed: int, max_f2p: int, enabled: bool):
         # The test environment is part of the key: a change to it (e.g. its variables) calls for new verdicts.
-        settings = [_VERDICT_FORMAT, profile.model_dump(mode="json"), profile.sandbox_env(), seed, max_f2p]
+        settings = [_VERDICT_FORMAT, profile.model_dump(mode="json"), sandbox_env(profile), seed, max_f2p]
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
         self.folder = cache_root() / "demo-build" / f"{profile.repo_name}-{digest}"
         self.enabled = enabled

@@ -26,6 +26,7 @@ from sweagent.environment.deployment import DeploymentConfig
 from sweagent.environment.problem import InstanceProblem
 from sweagent.environment.sandbox.limits import SandboxLimits
 from sweagent.environment.sandbox.runtime import SandboxProcessError
+from sweagent.environment.swe_env import EnvironmentConfig
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import Prediction, write_prediction
 from sweagent.run.config_loading import build_config
@@ -83,7 +84,7 @@ def test_type_docker_is_our_container_deployment_with_a_configurable_engine() ->
     with pytest.raises(ValidationError, match="pull"):
         TypeAdapter(DeploymentConfig).validate_python({"type": "docker", "pull": "never"})  # SWE-ReX's key is not ours
     instance = DEMO[0]
-    deployment = config.get_deployment(InstanceProblem(instance))
+    deployment = config.for_problem(InstanceProblem(instance), EnvironmentConfig(deployment=config))
     argv = " ".join(deployment.create_argv(Path("/tmp/staging")))
     assert deployment.image == instance.image_name and argv.startswith("podman create --interactive --rm --init")
     for flag in ("--network none", "--cap-drop ALL", "--security-opt no-new-privileges", "--memory 512m --memory-swap 512m",
@@ -92,7 +93,7 @@ def test_type_docker_is_our_container_deployment_with_a_configurable_engine() ->
         assert flag in argv, flag
     assert f"src={REPO},dst" not in argv  # the checkout (task set, outputs) is not mounted, only its sweagent package
     with pytest.raises(ContainerError, match="no key 'image_name' and no env.deployment.image"):
-        config.get_deployment(InstanceProblem(instance.model_copy(update={"image_name": None})))
+        config.for_problem(InstanceProblem(instance.model_copy(update={"image_name": None})), EnvironmentConfig(deployment=config))
 
 
 def fake_engine(tmp_path: Path, stderr: str) -> str:
@@ -162,7 +163,7 @@ def test_the_same_replay_gives_the_same_observations_in_the_sandbox_and_in_docke
 def test_the_container_is_walled_in_and_its_limits_hold(images: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     config = ContainerDeploymentConfig(limits=SandboxLimits(memory_mb=256, pids=64, disk_mb=64))
-    deployment = config.get_deployment(InstanceProblem(DEMO[0]))
+    deployment = config.for_problem(InstanceProblem(DEMO[0]), EnvironmentConfig(deployment=config))
     asyncio.run(deployment.start())
     try:
         asyncio.run(deployment.runtime.create_session(CreateBashSessionRequest()))

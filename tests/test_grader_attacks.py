@@ -41,6 +41,7 @@ from oec.evaluation.patching import NOT_SOURCE, TEST_FILE
 from oec.evaluation.run import evaluate_run
 from sweagent.environment.task_repos.profiles import files_of_tests, get_profile
 from sweagent.environment.sandbox.bwrap import run_sandboxed
+from sweagent.environment.task_repos.test_venv import sandbox_env, venv_binds
 from sweagent.environment.task_repos.tests_runner import grade, is_resolved, run_tests
 from sweagent.environment.task_repos.workspace import apply_patch, build_workspace
 from sweagent.instance import TaskInstance
@@ -241,7 +242,7 @@ def naive_run(workspace: Path, instance: TaskInstance) -> bool:
     """Whether the instance counts as resolved when its tests run the way the harness used to run them."""
     profile = get_profile(instance.repo)
     command = f"{NAIVE_COMMAND} {' '.join(files_of_tests(instance.FAIL_TO_PASS + instance.PASS_TO_PASS))}"
-    result = run_sandboxed(command, workspace, timeout=120, env=profile.sandbox_env(), ro_binds=profile.sandbox_ro_binds())
+    result = run_sandboxed(command, workspace, timeout=120, env=sandbox_env(profile), ro_binds=venv_binds(profile))
     return is_resolved(grade(instance, profile.parse_log(result.output)))
 
 

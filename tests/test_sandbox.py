@@ -298,16 +298,19 @@ def test_bad_inputs_are_one_line_errors(workspace: Path, tmp_path: Path) -> None
         deployment.runtime  # noqa: B018 - the property raises before start
 
 
-def test_modal_config_reaches_swerex_modal_deployment() -> None:
+def test_modal_config_reaches_swerex_modal_deployment(tmp_path: Path) -> None:
     if os.environ.get("MODAL_TOKEN_ID") or (Path.home() / ".modal.toml").exists():
         pytest.skip("modal credentials are configured here; the test must not create a modal app")
     import modal.exception
+
+    from sweagent.environment.problem import LocalRepoProblem
+    from sweagent.environment.swe_env import EnvironmentConfig
 
     config = TypeAdapter(DeploymentConfig).validate_python({"type": "modal", "image": "python:3.11"})
     assert isinstance(config, ModalDeploymentConfig)
     # Without credentials swerex's ModalDeployment stops at modal's login check, before any network traffic.
     with pytest.raises(modal.exception.AuthError) as excinfo:
-        config.get_deployment(image="swesmith.x86_64.addict:abc123")
+        config.for_problem(LocalRepoProblem(tmp_path, "fix it"), EnvironmentConfig(deployment=config))
     assert any(Path(entry.path).as_posix().endswith("swerex/deployment/modal.py") for entry in excinfo.traceback)
 
 
@@ -330,3 +333,23 @@ def test_a_workspace_built_while_the_server_starts_is_the_sandbox_users_and_not_
             env.communicate("for i in 1 2 3; do head -c 1000000 /dev/urandom > more$i.bin; done; sleep 5")
     finally:
         env.close()
+
+
+def test_a_finished_workspace_is_removed_unless_kept(tmp_path: Path) -> None:
+    from sweagent.environment.problem import LocalRepoProblem
+    from sweagent.environment.sandbox.deployment import _REMOVER
+    from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.txt").write_text("a\n")
+    for keep, root in ((False, tmp_path / "scratch"), (True, tmp_path / "kept")):
+        env = SWEEnv(EnvironmentConfig(workspace_root=root, keep_workspace=keep), LocalRepoProblem(repo, "task", "local"))
+        try:
+            env.start()
+            assert env.communicate("cat a.txt").strip() == "a"
+        finally:
+            env.close()
+        _REMOVER.submit(lambda: None).result()  # the removal queued at stop has run
+        workspaces = list(root.glob("**/local.*/repo/a.txt"))
+        assert len(workspaces) == (1 if keep else 0), workspaces

@@ -25,6 +25,7 @@ from sandbox_overhead import _timed_ms
 from sweagent.environment.container.deployment import ContainerDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
 from sweagent.environment.sandbox.deployment import SandboxDeploymentConfig
+from sweagent.environment.swe_env import EnvironmentConfig
 from sweagent.instance import TaskInstance, load_instances
 
 INSTANCES = Path(__file__).resolve().parents[2] / "config" / "demo" / "instances.json"
@@ -76,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     instances = load_instances(INSTANCES)
     instance = next((i for i in instances if i.instance_id == args.instance), instances[0]) if args.instance else instances[0]
+    docker = ContainerDeploymentConfig()
     with tempfile.TemporaryDirectory(prefix="oec-bench-container-") as tmp:
         results = {
             "sandbox (bwrap)": measure(sandbox_maker(instance, Path(tmp)), args.starts, args.repeats),
-            "docker": measure(lambda: ContainerDeploymentConfig().get_deployment(InstanceProblem(instance)), args.starts, args.repeats),
+            "docker": measure(lambda: docker.for_problem(InstanceProblem(instance), EnvironmentConfig(deployment=docker)), args.starts, args.repeats),
         }
     table = Table(title=f"{instance.instance_id}: median (p90) in ms")
     table.add_column("")

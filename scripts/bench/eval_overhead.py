@@ -19,6 +19,7 @@ from rich.table import Table
 from oec.evaluation.run import DEFAULT_INSTANCES, evaluate_run
 from sweagent.environment.task_repos.profiles import get_profile
 from sweagent.environment.task_repos.source_cache import pristine_tree
+from sweagent.environment.task_repos.test_venv import sandbox_env
 from sweagent.environment.task_repos.workspace import apply_patch, build_workspace, git
 from sweagent.instance import TaskInstance, load_instances
 from sweagent.predictions import Prediction, write_prediction
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         for repo in per_repo:  # caches (pristine tree, test venv) are built once and are not what this measures
             profile = get_profile(repo)
             pristine_tree(profile.source)
-            profile.sandbox_env()
+            sandbox_env(profile)
         write_gold_run(chosen, root / "run", root / "scratch")
         for workers in (1, 2):
             started = time.monotonic()

@@ -17,13 +17,11 @@ class ProblemSource(Protocol):
     image_name: str | None
 
     def build_workspace(self, dest: Path) -> None:
-        """Create the repository on the host (sandbox deployments) at `dest`, committed, ready for the agent."""
+        """Create the repository on the host at `dest`, committed, ready for the agent (where a deployment runs it
+        from a host folder)."""
 
     def sandbox_options(self, mount: str) -> tuple[dict[str, str], list[str]]:
         """Environment variables and read-only host paths the sandbox needs to run this repository's code."""
-
-    def setup_commands(self, working_dir: str, in_sandbox: bool) -> list[str]:
-        """Commands run in the environment once the shell is up."""
 
 
 class InstanceProblem:
@@ -42,15 +40,10 @@ class InstanceProblem:
 
     def sandbox_options(self, mount: str) -> tuple[dict[str, str], list[str]]:
         from sweagent.environment.task_repos.profiles import get_profile
+        from sweagent.environment.task_repos.test_venv import sandbox_env, venv_binds
 
         profile = get_profile(self.instance.repo)
-        return profile.sandbox_env(mount), profile.sandbox_ro_binds()
-
-    def setup_commands(self, working_dir: str, in_sandbox: bool) -> list[str]:
-        if in_sandbox:
-            return []
-        # SWE-smith images hold every instance of a repository as a branch named after the instance.
-        return [f"git -C {working_dir} checkout -q {self.id}"]
+        return sandbox_env(profile, mount), venv_binds(profile)
 
 
 class LocalRepoProblem:
@@ -78,6 +71,3 @@ class LocalRepoProblem:
 
     def sandbox_options(self, mount: str) -> tuple[dict[str, str], list[str]]:
         return {}, []
-
-    def setup_commands(self, working_dir: str, in_sandbox: bool) -> list[str]:
-        return []

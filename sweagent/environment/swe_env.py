@@ -7,11 +7,8 @@ config's business, as in SWE-ReX.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +22,10 @@ from swerex.runtime.abstract import (
     WriteFileRequest,
 )
 
-from sweagent.environment.deployment import ContainerDeploymentConfig, DeploymentConfig, SandboxDeploymentConfig
+from sweagent.environment.deployment import DeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import ProblemSource
-from sweagent.utils.scratch import process_scratch_dir
 
 logger = logging.getLogger(__name__)
-
-# Deleting a finished rollout's workspace (its git objects included) takes a tenth of a second or more on a busy
-# disk. One background thread does it, off the rollout's critical path; the interpreter waits for it at exit, and a
-# killed process's leftovers are swept with its scratch folder by the next process.
-_REMOVER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-workspace-remover")
 
 
 class SWEEnvError(RuntimeError):
@@ -79,7 +70,6 @@ class SWEEnv:
         self.problem = problem
         self._loop = asyncio.new_event_loop()
         self._deployment: Any = None
-        self._host_dir: Path | None = None
         self.last_exit_code: int | None = None
 
     def _run(self, coroutine: Any) -> Any:
@@ -90,47 +80,14 @@ class SWEEnv:
         return self._deployment.runtime
 
     def start(self) -> None:
-        """Build the repository, start the deployment and open the shell session in the working directory."""
-        deployment_config = self.config.deployment
-        if isinstance(deployment_config, SandboxDeploymentConfig):
-            root = self.config.workspace_root
-            if self.config.keep_workspace and root is not None:
-                root.mkdir(parents=True, exist_ok=True)
-            parent = root if self.config.keep_workspace else process_scratch_dir(root)
-            self._host_dir = Path(tempfile.mkdtemp(prefix=f"{self.problem.id}.", dir=parent))
-            repo_dir = self._host_dir / "repo"
-            repo_dir.mkdir()
-            env, ro_binds = self.problem.sandbox_options(self.config.working_dir)
-            # Upload staging folders, too, live in this process's scratch folder, so a kill leaves nothing behind.
-            scratch = process_scratch_dir(deployment_config.scratch_dir)
-            deployment_config = deployment_config.model_copy(update={"scratch_dir": str(scratch)})
-            self._deployment = deployment_config.get_deployment(
-                workspace=repo_dir, home=self._host_dir / "home", tmp=self._host_dir / "tmp",
-                mount=self.config.working_dir, env=env, ro_binds=ro_binds, fill_workspace=self._build_workspace_into,
-            )
-        elif isinstance(deployment_config, ContainerDeploymentConfig):
-            self._deployment = deployment_config.get_deployment(self.problem, mount=self.config.working_dir)
-        else:
-            self._deployment = deployment_config.get_deployment(image=self.problem.image_name)
+        """Start the deployment the config prepares for the problem and open the shell in the working directory."""
+        self._deployment = self.config.deployment.for_problem(self.problem, self.config)
         self._run(self._deployment.start())
         self._run(self.runtime.create_session(CreateBashSessionRequest(startup_timeout=self.config.startup_timeout)))
         self.communicate(f"cd {shlex.quote(self.config.working_dir)}", check=True)
-        # The sandbox's workspace is built here and a container's starting state by its deployment.
-        prepared = self._host_dir is not None or isinstance(deployment_config, ContainerDeploymentConfig)
-        for command in self.problem.setup_commands(self.config.working_dir, in_sandbox=prepared):
+        setup = self.config.deployment.setup_commands(self.problem, self.config.working_dir)
+        for command in [*setup, *self.config.post_startup_commands]:
             self.communicate(command, check=True, timeout=300)
-        for command in self.config.post_startup_commands:
-            self.communicate(command, check=True, timeout=300)
-
-    def _build_workspace_into(self, repo_dir: Path) -> None:
-        """Build the repository beside the mounted (empty) `repo_dir`, then move its entries in (the mount is
-        that folder, so it must stay; each move is one rename)."""
-        assert self._host_dir is not None
-        built = self._host_dir / "built"
-        self.problem.build_workspace(built)
-        for entry in built.iterdir():
-            entry.rename(repo_dir / entry.name)
-        built.rmdir()
 
     def communicate(self, command: str, timeout: float = 30, check: bool = False) -> str:
         """Run a command in the persistent shell; raises swerex's CommandTimeoutError when it overruns."""
@@ -176,5 +133,3 @@ class SWEEnv:
         finally:
             self._deployment = None
             self._loop.close()
-            if self._host_dir is not None and not self.config.keep_workspace:
-                _REMOVER.submit(shutil.rmtree, self._host_dir, ignore_errors=True)

@@ -28,13 +28,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sweagent.agent.retry_agent import AnyAgentConfig
-from sweagent.environment.container.deployment import ContainerError
-from sweagent.environment.deployment import ContainerDeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import InstanceProblem
-from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
 from sweagent.environment.swe_env import EnvironmentConfig
 from sweagent.ids import branch_traj_id
-from sweagent.instance import InstanceError, TaskInstance
+from sweagent.instance import TaskInstance
 from sweagent.predictions import PREDS_FILE, merge_predictions
 from sweagent.run.batch_instances import BatchInstanceSourceConfig
 from sweagent.run.batch_record import BatchRecord, outline_of
@@ -243,21 +240,10 @@ def output_dir_lock(output_dir: Path) -> Iterator[None]:
 
 
 def check_batch(config: RunBatchConfig, instances: list[TaskInstance]) -> None:
-    """What can be checked before any environment starts: the agent, that the sandbox knows every repository, and
-    that a docker deployment's engine answers and has every image."""
+    """What can be checked before any environment starts: the agent, and what the deployment checks of every
+    instance (the sandbox: a repository profile; docker: the engine answers and has the image)."""
     check_agent(config.agent, config.env, InstanceProblem(instances[0]), config.seed)
-    deployment = config.env.deployment
-    if isinstance(deployment, SandboxDeploymentConfig):
-        for instance in instances:
-            try:
-                get_profile(instance.repo)
-            except RepoProfileError as exc:
-                raise InstanceError(f"{config.instances.path}: instance '{instance.instance_id}': key 'repo': {exc}") from None
-    elif isinstance(deployment, ContainerDeploymentConfig):
-        try:  # the engine answers and has every image: else one line, before any rollout starts
-            deployment.check_images([deployment.image_for(InstanceProblem(instance)) for instance in instances])
-        except ContainerError as exc:
-            raise ConfigError(f"key 'env.deployment': {exc}") from None
+    config.env.deployment.check_instances(instances, str(config.instances.path))
 
 
 class _IdenticalFailures:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -79,10 +78,9 @@ def site_folder(names: tuple[str, ...]) -> Path:
 def provide(env: SWEEnv, names: tuple[str, ...]) -> dict[str, str]:
     """Make `names` importable by the tool interpreter in `env`; the registry entries that tell helpers how:
     TOOL_PYTHON (the interpreter) and TOOL_SITE (a folder to put first on its path, or empty)."""
-    from sweagent.environment.deployment import SandboxDeploymentConfig
-
-    if isinstance(env.config.deployment, SandboxDeploymentConfig):
-        return {"TOOL_PYTHON": sys.executable, "TOOL_SITE": ""}
+    interpreter = env.config.deployment.tool_python()
+    if interpreter is not None:
+        return {"TOOL_PYTHON": interpreter, "TOOL_SITE": ""}
     if not names:
         return {"TOOL_PYTHON": "python3", "TOOL_SITE": ""}
     env.upload(site_folder(names), TOOL_SITE)

@@ -11,7 +11,7 @@ measures its mounts. Should OEC die, even by `kill -9`, the engine closes the co
 and `--rm` removes the container.
 
 The image holds the pristine repository at the working dir (SWE-smith's layout, `/testbed`). At start the
-deployment makes the instance's starting state there the way `workspace.py` does on the host: a fresh one-commit
+deployment makes the instance's starting state there the way `task_repos/workspace.py` does on the host: a fresh one-commit
 history with the bug applied and the FAIL_TO_PASS test files removed, so neither the fix nor the hidden tests are
 in reach (the image's own history, which holds both, is deleted in the container's layer).
 """
@@ -30,19 +30,24 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from swerex.exceptions import DeploymentStartupError
 from swerex.runtime.abstract import Command
 
 from sweagent.environment.problem import InstanceProblem, ProblemSource
-from sweagent.environment.task_repos.profiles import files_of_tests
 from sweagent.environment.sandbox.bwrap import BASE_ENV, SANDBOX_STAGING, SANDBOX_UID, python_runtime_paths, validate_mount
 from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
+from sweagent.environment.task_repos.profiles import files_of_tests
 from sweagent.environment.task_repos.workspace import _EXCLUDES, _GIT_ENV, _LOCAL_CONFIG
+from sweagent.instance import TaskInstance
+from sweagent.utils.errors import OECError
 from sweagent.utils.scratch import process_scratch_dir
+
+if TYPE_CHECKING:
+    from sweagent.environment.swe_env import EnvironmentConfig
 
 BUILD_COMMAND = "scripts/docker_images.sh build"
 """What builds the images of an instance file (named in the error for a missing image)."""
@@ -55,7 +60,7 @@ _PREPARE_TIMEOUT_S = 300.0
 _ENGINE_TIMEOUT_S = 60.0
 
 
-class ContainerError(ValueError):
+class ContainerError(OECError):
     """No usable engine or image: the message is one line naming what is missing and the command that fixes it."""
 
 
@@ -88,18 +93,29 @@ class ContainerDeploymentConfig(BaseModel):
             raise ContainerError(f"instance {problem.id}: no key 'image_name' and no env.deployment.image to run it in")
         return image
 
-    def get_deployment(self, problem: ProblemSource, *, mount: str = "/testbed") -> ContainerDeployment:
-        """A deployment that runs `problem` (a task instance) in its image, its starting state made at `mount`."""
+    def for_problem(self, problem: ProblemSource, env: EnvironmentConfig) -> ContainerDeployment:
+        """A deployment that runs `problem` (a task instance) in its image, its starting state made at the working dir."""
         if not isinstance(problem, InstanceProblem):
             raise ContainerError(f"{problem.id}: the docker deployment runs task instances; use the sandbox deployment for a local repository")
         instance = problem.instance
-        state = StartingState(instance.patch, tuple(files_of_tests(instance.FAIL_TO_PASS)), mount)
+        state = StartingState(instance.patch, tuple(files_of_tests(instance.FAIL_TO_PASS)), env.working_dir)
         return ContainerDeployment(self, image=self.image_for(problem), state=state, name=_container_name(problem.id))
 
-    def check_images(self, images: Sequence[str]) -> None:
-        """Fail fast, with one line, when the engine does not answer or an image is missing."""
-        for image in sorted(set(images)):
-            inspect_image(self.engine, image)
+    def setup_commands(self, problem: ProblemSource, working_dir: str) -> list[str]:
+        """None: the deployment made the starting state while it started."""
+        return []
+
+    def tool_python(self) -> str | None:
+        """None: the image's python3 runs the helpers, with their packages uploaded (`sweagent/tools/tool_packages.py`)."""
+        return None
+
+    def check_instances(self, instances: Sequence[TaskInstance], where: str) -> None:
+        """Fail fast, with one line, when the engine does not answer or an instance's image is missing."""
+        try:
+            for image in sorted({self.image_for(InstanceProblem(instance)) for instance in instances}):
+                inspect_image(self.engine, image)
+        except ContainerError as exc:
+            raise ContainerError(f"key 'env.deployment': {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ SWE-smith's tools (its harness, its image names) look a repository up in `swesmi
 instance's `repo`. Where the registry has it (addict, boltons), that profile is used as it is. For any other
 profile OEC registers a Python profile of the same shape, made from the profile's data: owner, name and commit from
 its `repo`, its org both for the (absent) mirror and for the image name, and its test timeout. Its test command is
-SWE-smith's default for Python, which OEC's images support (`container_images.py`).
+SWE-smith's default for Python, which OEC's images support (`images.py`).
 """
 
 from __future__ import annotations

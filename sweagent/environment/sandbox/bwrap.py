@@ -9,7 +9,7 @@ When OEC runs as root, every command runs as an unprivileged host user (`SANDBOX
 root-only files such as /etc/shadow stay unreadable even where their directory is visible; otherwise commands run
 as the caller inside a user namespace. The sandbox has its own network namespace (loopback only), its own pid
 namespace (killing it kills every process it started), no capabilities, a minimal environment (no host secret) and
-the resource limits of `sandbox_limits.py`. The session deployment (`sandbox_deployment.py`) and the one-shot
+the resource limits of `limits.py`. The session deployment (`deployment.py`) and the one-shot
 `run_sandboxed` below both build their command line with `sandbox_argv`.
 """
 

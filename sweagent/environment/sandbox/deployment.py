@@ -1,6 +1,6 @@
 """The `sandbox` deployment: our sandbox server (swerex's runtime API) inside bubblewrap, for machines without docker.
 
-Starting it launches `python -I -m sweagent.environment.sandbox.server` in the sandbox layout of `sandbox.py`
+Starting it launches `python -I -m sweagent.environment.sandbox.server` in the sandbox layout of `bwrap.py`
 (workspace writable at the mount point, per-instance /root and /tmp, only the toolchain visible, no network, an
 unprivileged user, resource limits) and talks to it over two private pipes. The agent sees an ordinary swerex
 deployment and runtime.
@@ -8,14 +8,16 @@ deployment and runtime.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from swerex.exceptions import DeploymentStartupError
@@ -32,10 +34,21 @@ from sweagent.environment.sandbox.bwrap import (
 )
 from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
+from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
+from sweagent.instance import InstanceError, TaskInstance
 from sweagent.utils.scratch import process_scratch_dir
+
+if TYPE_CHECKING:
+    from sweagent.environment.problem import ProblemSource
+    from sweagent.environment.swe_env import EnvironmentConfig
 
 SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox.server"]
 """`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
+
+# Deleting a finished rollout's workspace (its git objects included) takes a tenth of a second or more on a busy
+# disk. One background thread does it, off the rollout's critical path; the interpreter waits for it at exit, and a
+# killed process's leftovers are swept with its scratch folder by the next process.
+_REMOVER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-workspace-remover")
 
 
 class SandboxDeploymentConfig(BaseModel):
@@ -57,6 +70,41 @@ class SandboxDeploymentConfig(BaseModel):
     """Memory, processes and disk writes of the whole sandbox."""
 
     model_config = ConfigDict(extra="forbid")
+
+    def for_problem(self, problem: ProblemSource, env: EnvironmentConfig) -> SandboxDeployment:
+        """A deployment whose workspace, a fresh host folder, the problem's repository is built into while the
+        server starts; the folder goes when the deployment stops, unless `env.keep_workspace`."""
+        root = env.workspace_root
+        if env.keep_workspace and root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        parent = root if env.keep_workspace else process_scratch_dir(root)
+        host_dir = Path(tempfile.mkdtemp(prefix=f"{problem.id}.", dir=parent))
+        (host_dir / "repo").mkdir()
+        variables, ro_binds = problem.sandbox_options(env.working_dir)
+        # Upload staging folders, too, live in this process's scratch folder, so a kill leaves nothing behind.
+        config = self.model_copy(update={"scratch_dir": str(process_scratch_dir(self.scratch_dir))})
+        deployment = config.get_deployment(
+            workspace=host_dir / "repo", home=host_dir / "home", tmp=host_dir / "tmp", mount=env.working_dir,
+            env=variables, ro_binds=ro_binds, fill_workspace=lambda repo_dir: _build_into(problem, repo_dir),
+        )
+        deployment.remove_at_stop = None if env.keep_workspace else host_dir
+        return deployment
+
+    def setup_commands(self, problem: ProblemSource, working_dir: str) -> list[str]:
+        """None: the workspace is the starting state."""
+        return []
+
+    def tool_python(self) -> str | None:
+        """OEC's own interpreter: the sandbox shows its environment read-only, so helpers import its packages there."""
+        return sys.executable
+
+    def check_instances(self, instances: Sequence[TaskInstance], where: str) -> None:
+        """Every instance names a repository profile (its workspace and test venv are built from one)."""
+        for instance in instances:
+            try:
+                get_profile(instance.repo)
+            except RepoProfileError as exc:
+                raise InstanceError(f"{where}: instance '{instance.instance_id}': key 'repo': {exc}") from None
 
     def get_deployment(
         self,
@@ -87,8 +135,20 @@ class SandboxDeploymentConfig(BaseModel):
         )
 
 
+def _build_into(problem: ProblemSource, repo_dir: Path) -> None:
+    """Build the repository beside the mounted (empty) `repo_dir`, then move its entries in (the mount is that
+    folder, so it must stay; each move is one rename)."""
+    built = repo_dir.with_name("built")
+    problem.build_workspace(built)
+    for entry in built.iterdir():
+        entry.rename(repo_dir / entry.name)
+    built.rmdir()
+
+
 class SandboxDeployment(ServerDeployment):
     kind = "sandbox"
+    remove_at_stop: Path | None = None
+    """A host folder (the workspace's parent) deleted in the background once the sandbox has stopped."""
 
     def __init__(
         self,
@@ -164,10 +224,15 @@ class SandboxDeployment(ServerDeployment):
     async def stop(self) -> None:
         """Kill the sandbox at once (its pid namespace takes every process in it, and nothing inside needs an
         orderly end: the workspace lives on the host), then give back and remove its scratch folders."""
-        if self._runtime is not None:
-            self._runtime.terminate()
-            self._runtime = None
-        self._scratch.close()
+        try:
+            if self._runtime is not None:
+                self._runtime.terminate()
+                self._runtime = None
+            self._scratch.close()
+        finally:
+            if self.remove_at_stop is not None:
+                _REMOVER.submit(shutil.rmtree, self.remove_at_stop, ignore_errors=True)
+                self.remove_at_stop = None
 
     def _spawn(self, layout: SandboxLayout, *, watch_disk: bool) -> SandboxRuntime:
         """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout); its disk

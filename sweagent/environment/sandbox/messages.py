@@ -1,7 +1,7 @@
 """The host's reading of sandbox replies: the swerex model each protocol method carries, and exceptions re-raised.
 
 The server (inside the sandbox, untrusted) is never believed: a reply must be a well-formed answer of the method
-it answers, in swerex's own models, or the host kills the sandbox (`sandbox_runtime.py`). Only these modules may
+it answers, in swerex's own models, or the host kills the sandbox (`runtime.py`). Only these modules may
 name the class of a re-raised exception, so a message from the sandbox never makes the host import anything.
 """
 

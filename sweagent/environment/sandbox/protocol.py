@@ -6,7 +6,7 @@ Exceptions are re-raised on the host as the same swerex (or builtin, or pexpect)
 `CommandTimeoutError` and friends exactly as with any other swerex runtime. Every line is bounded: the server cuts
 command output to MAX_OUTPUT_CHARS, and the host refuses a reply line longer than MAX_REPLY_BYTES.
 This module is the framing both sides share and imports nothing beyond the standard library, so the server starts
-fast; the models each method carries, which the host checks every reply against, are in `sandbox_messages.py`.
+fast; the models each method carries, which the host checks every reply against, are in `messages.py`.
 """
 
 from __future__ import annotations

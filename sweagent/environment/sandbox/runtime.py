@@ -1,11 +1,11 @@
 """The host side of the sandbox: a swerex AbstractRuntime that forwards every call to the sandbox server's pipes.
 
 Each call is one JSON line on the request pipe; a reader thread matches reply lines to calls by id. The pipes are
-private to the server (see sandbox_server.py), and the host still trusts nothing it reads: a reply line longer than
+private to the server (see server.py), and the host still trusts nothing it reads: a reply line longer than
 MAX_REPLY_BYTES, one that is not well-formed, or one that answers no pending request kills the sandbox, so a forged
 or runaway reply ends that rollout with an environment error and never reaches a trajectory or exhausts memory.
 While a call runs, a watchdog measures what the sandbox wrote and kills it past its disk limit. The same runtime
-serves a container (`container_deployment.py`): it only needs a process to kill, the two streams, the server's log
+serves a container (`container/deployment.py`): it only needs a process to kill, the two streams, the server's log
 and where uploads are staged. Waiting uses
 thread-safe futures, so the runtime works from any asyncio event loop (SWE-agent-style callers run each call in a
 fresh loop) and from several threads.

@@ -22,7 +22,6 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from sweagent.environment.task_repos.test_venv import ensure_test_venv
 from sweagent.instance import PyPISdistSource
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError
@@ -42,9 +41,6 @@ PYTEST_CONFIG = "/run/oec-pytest/pytest.ini"
 """Where the test run's pytest configuration appears, read-only, in the sandbox: outside the workspace, so the
 repository's own pytest settings (pytest.ini, pyproject.toml, setup.cfg, tox.ini), which a patch can change, are
 never read."""
-# What the test run's interpreter and pytest take from the environment: no user site, no plugin found through
-# entry points (a patch can add a *.dist-info or *.egg-info declaring one), only the plugins the profile names.
-PYTEST_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def _parse_pytest_log(log: str) -> dict[str, str]:
@@ -136,21 +132,6 @@ class RepoProfile(BaseModel):
         """Names the test venv: it changes whenever the Python version or a pinned test dependency changes."""
         digest = hashlib.sha256("\n".join([self.python, *sorted(self.test_deps)]).encode()).hexdigest()
         return f"{self.repo_name}-py{self.python}-{digest[:12]}"
-
-    def sandbox_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
-        """Environment for commands in a sandboxed workspace of this repository (builds the test venv once)."""
-        return ensure_test_venv(self).env(self.pythonpath(mount))
-
-    def tests_env(self, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
-        """Environment for `tests_command`: no PYTHONPATH, whose entries Python searches while it starts (for a
-        `sitecustomize.py`) and before its own packages (for `pytest`), and PYTEST_ENV."""
-        env = self.sandbox_env(mount)
-        del env["PYTHONPATH"]
-        return {**env, **PYTEST_ENV}
-
-    def sandbox_ro_binds(self) -> list[str]:
-        """Host paths the sandbox must show read-only: the test venv, which may sit under the hidden home."""
-        return [str(ensure_test_venv(self).path)]
 
 
 def file_of_test(test_id: str) -> str:

@@ -17,15 +17,16 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sweagent.environment.sandbox.bwrap import SANDBOX_PATH
+from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, RepoProfile
 from sweagent.environment.task_repos.source_cache import cache_root
 
-if TYPE_CHECKING:
-    from sweagent.environment.task_repos.profiles import RepoProfile
-
 _STAMP = ".oec-complete"
+
+# What the test run's interpreter and pytest take from the environment: no user site, no plugin found through
+# entry points (a patch can add a *.dist-info or *.egg-info declaring one), only the plugins the profile names.
+PYTEST_ENV = {"PYTHONNOUSERSITE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 class VenvBuildError(RuntimeError):
@@ -86,3 +87,21 @@ def ensure_test_venv(profile: RepoProfile) -> RepoVenv:
         if not (path / _STAMP).is_file():
             _build(profile, path)
     return RepoVenv(path)
+
+
+def sandbox_env(profile: RepoProfile, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
+    """Environment for commands in a sandboxed workspace of the profile's repository (builds the test venv once)."""
+    return ensure_test_venv(profile).env(profile.pythonpath(mount))
+
+
+def tests_env(profile: RepoProfile, mount: str = DEFAULT_MOUNT) -> dict[str, str]:
+    """Environment for `RepoProfile.tests_command`: no PYTHONPATH, whose entries Python searches while it starts
+    (for a `sitecustomize.py`) and before its own packages (for `pytest`), and PYTEST_ENV."""
+    env = sandbox_env(profile, mount)
+    del env["PYTHONPATH"]
+    return {**env, **PYTEST_ENV}
+
+
+def venv_binds(profile: RepoProfile) -> list[str]:
+    """Host paths the sandbox must show read-only: the test venv, which may sit under the hidden home."""
+    return [str(ensure_test_venv(profile).path)]

@@ -19,8 +19,9 @@ from pathlib import Path
 from swebench.harness.constants import FAIL_TO_PASS, PASS_TO_PASS, ResolvedStatus, TestStatus
 from swebench.harness.grading import get_eval_tests_report, get_resolution_status
 
-from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
 from sweagent.environment.sandbox.bwrap import run_sandboxed
+from sweagent.environment.task_repos.profiles import DEFAULT_MOUNT, PYTEST_CONFIG, RepoProfile
+from sweagent.environment.task_repos.test_venv import tests_env, venv_binds
 from sweagent.instance import TaskInstance
 from sweagent.utils.scratch import process_scratch_dir
 
@@ -61,8 +62,8 @@ def run_tests(
             profile.tests_command(test_files, mount),
             workspace_dir,
             timeout=profile.test_timeout_s if timeout is None else timeout,
-            env=profile.tests_env(mount),
-            ro_binds=[*profile.sandbox_ro_binds(), f"{config}:{PYTEST_CONFIG}"],
+            env=tests_env(profile, mount),
+            ro_binds=[*venv_binds(profile), f"{config}:{PYTEST_CONFIG}"],
             mount=mount,
         )
     statuses = {} if result.timed_out else profile.parse_log(result.output)
