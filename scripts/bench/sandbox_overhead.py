@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +25,9 @@ from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
 from sweagent.environment.sandbox.bwrap import run_sandboxed
 from sweagent.environment.sandbox.deployment import SandboxDeploymentConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from other_commit import other_commit_python  # noqa: E402
 
 TARGET_MS = 50.0
 REPO = Path(__file__).resolve().parents[2]
@@ -81,23 +83,11 @@ def measure(repeats: int, files: int, ro_binds: tuple[str, ...] = ()) -> float:
 
 
 def measure_other_commit(rev: str, repeats: int, files: int) -> None:
-    """Run `measure` on the tree of `rev`: a git worktree first on the path of a throwaway venv."""
-    with tempfile.TemporaryDirectory(prefix="oec-bench-rev-") as scratch:
-        tree, venv = Path(scratch, "tree"), Path(scratch, "venv")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
-        try:
-            subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-            site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-            # Path lines of a .pth are plain sys.path entries: the old tree wins, and this venv's editable finder
-            # (which points at this checkout) is never installed there.
-            purelib = sysconfig.get_paths()["purelib"]
-            (site / "oec_bench.pth").write_text(f"{tree}\n{purelib}\n")
-            code = (f"import sys; sys.path.insert(0, {str(REPO / 'scripts' / 'bench')!r}); import sandbox_overhead as b; "
-                    f"b.measure({repeats}, {files}, ({purelib!r},))")
-            python = str(venv / "bin" / "python")
-            subprocess.run([python, "-c", code], check=True, cwd=scratch, env={**os.environ, "PYTHONPATH": ""})
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
+    """Run `measure` on the tree of `rev` (see other_commit.py)."""
+    with other_commit_python(rev) as (python, packages):
+        code = (f"import sys; sys.path.insert(0, {str(REPO / 'scripts' / 'bench')!r}); import sandbox_overhead as b; "
+                f"b.measure({repeats}, {files}, ({packages!r},))")
+        subprocess.run([python, "-c", code], check=True, cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": ""})
 
 
 def main(argv: list[str] | None = None) -> int:

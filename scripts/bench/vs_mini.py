@@ -1,6 +1,6 @@
 """Ours vs mini-swe-agent on the same replayed shell actions, both sandboxed, paired and interleaved (issue 20).
 
-Usage: python scripts/bench/vs_mini.py [--pairs 10] [--mini-version 2.4.6]
+Usage: python scripts/bench/vs_mini.py [--pairs 10] [--mini-version 2.4.6] [--against GIT_REV]
 
 mini-swe-agent is installed from the package registry into a temporary venv (never a project dependency; its own
 dependencies come from this venv through a .pth). Each pair runs, in turn: our agent (`run_one` with a replay
@@ -13,11 +13,14 @@ The action list: 30 shell commands (reads, greps, a heredoc, edits, the test ven
 Printed per agent (medians over the pairs, and the median of the per-pair ratios ours/mini): startup (process start
 to the first step), whole-run wall (process start to exit), per-step overhead (step wall minus the command's own
 time; steps 1-5 and 26-30), command time above bare `bash -c`, and the trajectory file's size.
+`--against REV` adds our agent at commit REV to every round (its tree in a temporary git worktree, see
+other_commit.py), so a change is measured before and after under the same load; the order rotates per round.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -49,8 +52,9 @@ FIRST, LAST = slice(0, 5), slice(25, 30)
 
 
 # ---- child processes -------------------------------------------------------------------------------------------------
-def run_ours(out: Path, timings: Path) -> None:
-    """Our agent on the instance, steps timed; writes {first_step_at, step_starts, execution, end_at}."""
+def run_ours(out: Path, timings: Path, ro_binds: list[str]) -> None:
+    """Our agent on the instance, steps timed; writes {first_step_at, step_starts, execution, end_at}. `ro_binds`:
+    what another commit's sandbox server must be shown (see other_commit.py)."""
     import yaml
 
     from sweagent.agent.agents import DefaultAgent
@@ -65,7 +69,8 @@ def run_ours(out: Path, timings: Path) -> None:
         "templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
         "tools": {"bundles": [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}],
                   "parse_function": {"type": "xml_function_calling"}},
-        "model": {"type": "replay", "replay_path": str(out / "replay.yaml")}}, "output_dir": str(out / "run")}))
+        "model": {"type": "replay", "replay_path": str(out / "replay.yaml")}}, "output_dir": str(out / "run"),
+        **({"env": {"deployment": {"type": "sandbox", "ro_binds": ro_binds}}} if ro_binds else {})}))
     config = build_config(RunSingleConfig, [out / "config.yaml"], [])
     starts: list[float] = []
     original_step = DefaultAgent.step
@@ -134,10 +139,16 @@ def install_mini(root: Path, version: str) -> Path:
     return venv
 
 
-def once_ours(root: Path) -> dict:
+def once_ours(root: Path, other: tuple[str, str] | None = None) -> dict:
+    """One run of ours in a fresh process (`other`: another commit's (python, packages), see other_commit.py). It
+    may write bytecode, so the warm-up leaves our modules compiled as an installed package's are (mini's registry
+    install comes compiled); an inherited PYTHONDONTWRITEBYTECODE would have every run compile each module edited
+    since its last .pyc anew."""
     out = Path(tempfile.mkdtemp(prefix="ours-", dir=root))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    python, binds = (other[0], ["--child-ro-bind", other[1]]) if other else (sys.executable, [])
     started = time.monotonic()
-    child = subprocess.run([sys.executable, str(SCRIPT), "--child-ours", str(out)], cwd=REPO,
+    child = subprocess.run([python, str(SCRIPT), "--child-ours", str(out), *binds], cwd=REPO, env={**env, "PYTHONPATH": ""},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if child.returncode != 0:
         raise RuntimeError(f"our run failed ({child.returncode}): {child.stderr.decode()[-2000:]}")
@@ -202,54 +213,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--mini-version", default="2.4.6")
+    parser.add_argument("--against", metavar="GIT_REV", help="also run ours at this commit in every round (before/after)")
     parser.add_argument("--child-ours", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child-ro-bind", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--child-mini", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
-        return run_ours(args.child_ours, args.child_ours / "timings.json")
+        return run_ours(args.child_ours, args.child_ours / "timings.json", args.child_ro_bind)
     if args.child_mini:
         return run_mini(args.child_mini)
+    with contextlib.ExitStack() as stack:
+        other = None
+        if args.against:
+            sys.path.insert(0, str(SCRIPT.parent))  # not at the top: mini's child runs this file alone in its sandbox
+            from other_commit import other_commit_python
 
+            other = stack.enter_context(other_commit_python(args.against))
+        rows, load = measure_rounds(args.pairs, args.mini_version, other)
+    print_table(rows, load, args)
+
+
+def measure_rounds(pairs: int, mini_version: str, other: tuple[str, str] | None) -> tuple[dict[str, list[dict]], tuple]:
+    """`pairs` rounds, each running every agent once after the bare commands, in an order that rotates per round."""
     from sweagent.environment.problem import InstanceProblem
     from sweagent.instance import find_instance
 
     root = Path(tempfile.mkdtemp(prefix="oec-vs-mini-"))
     try:
-        venv = install_mini(root, args.mini_version)
+        venv = install_mini(root, mini_version)
         problem = InstanceProblem(find_instance(REPO / "config/demo/instances.json", INSTANCE_ID))
         template = root / "workspace"
         problem.build_workspace(template)
-        once_ours(root)  # warm-up: caches, the sdist tree, bytecode
-        once_mini(root, venv, problem, template)
+        runners = {"ours": lambda: once_ours(root), "mini": lambda: once_mini(root, venv, problem, template)}
+        if other:
+            runners["against"] = lambda: once_ours(root, other)
+        for run in runners.values():
+            run()  # warm-up: caches, the sdist tree, bytecode
         load_before = os.getloadavg()
-        rows: dict[str, list[dict]] = {"ours": [], "mini": []}
-        for pair in range(args.pairs):
+        rows: dict[str, list[dict]] = {name: [] for name in runners}
+        names = list(runners)
+        for pair in range(pairs):
             bare = once_bare(template, root, problem.sandbox_options("/testbed")[0])
-            order = ("ours", "mini") if pair % 2 == 0 else ("mini", "ours")  # interleaved, alternating who goes first
-            for name in order:
-                run = once_ours(root) if name == "ours" else once_mini(root, venv, problem, template)
-                rows[name].append(figures(run, bare))
-        load_after = os.getloadavg()
+            for name in names[pair % len(names):] + names[:pair % len(names)]:  # interleaved, who goes first rotates
+                rows[name].append(figures(runners[name](), bare))
+        return rows, (load_before, os.getloadavg())
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{len(COMMANDS)} commands + submit on {INSTANCE_ID}, {args.pairs} interleaved pairs; "
-          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs")
+
+
+def print_table(rows: dict[str, list[dict]], load: tuple, args: argparse.Namespace) -> None:
+    print(f"{len(COMMANDS)} commands + submit on {INSTANCE_ID}, {args.pairs} interleaved rounds; "
+          f"load average {load[0][0]:.1f} before, {load[1][0]:.1f} after, on {os.cpu_count()} CPUs")
     columns = [("whole run s", "wall", 2), ("startup s", "startup", 2), ("overhead/step ms, steps 1-5", "first", 1),
                ("overhead/step ms, steps 26-30", "last", 1), ("above bare ms/step", "above_bare", 1), (".traj KB", "traj_kb", 0)]
+    labels = {"ours": "ours (sandbox)", "against": f"ours at {args.against} (sandbox)",
+              "mini": f"mini-swe-agent {args.mini_version} (bwrap)"}
     print("| | " + " | ".join(title for title, _, _ in columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
-    for name, label in (("ours", "ours (sandbox)"), ("mini", f"mini-swe-agent {args.mini_version} (bwrap)")):
+    for name in rows:
         cells = [f"{statistics.median(r[key] for r in rows[name]):.{digits}f}" for _, key, digits in columns]
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    ratios = []
-    for _, key, _ in columns:
-        pair_ratios = [o[key] / m[key] for o, m in zip(rows["ours"], rows["mini"]) if m[key] > 0]
-        ratios.append(f"{statistics.median(pair_ratios):.2f}" if pair_ratios else "n/a")
-    print("| ours/mini (median of pairs) | " + " | ".join(ratios) + " |")
-    with_workspace = [o["wall"] / (m["wall"] + m["workspace"]) for o, m in zip(rows["ours"], rows["mini"])]
+        print(f"| {labels[name]} | " + " | ".join(cells) + " |")
+    comparisons = [("ours", "mini", "ours/mini")] + ([("against", "mini", f"{args.against}/mini"),
+                                                      ("ours", "against", f"ours/{args.against}")] if "against" in rows else [])
+    for top, bottom, label in comparisons:
+        ratios = []
+        for _, key, _ in columns:
+            pair_ratios = [o[key] / m[key] for o, m in zip(rows[top], rows[bottom]) if m[key] > 0]
+            ratios.append(f"{statistics.median(pair_ratios):.2f}" if pair_ratios else "n/a")
+        print(f"| {label} (median of rounds) | " + " | ".join(ratios) + " |")
+    for name in [name for name in ("ours", "against") if name in rows]:
+        with_workspace = [o["wall"] / (m["wall"] + m["workspace"]) for o, m in zip(rows[name], rows["mini"])]
+        print(f"{labels[name]}: whole run / (mini's + its workspace copy and removal): {statistics.median(with_workspace):.2f}")
     print(f"ours builds its workspace from the pinned sdist and deletes it within its run; mini gets a copy of a prepared "
-          f"one (copy and removal, median {statistics.median(m['workspace'] for m in rows['mini']):.2f} s, outside its "
-          f"figures; whole run ours/(mini + that): {statistics.median(with_workspace):.2f})")
+          f"one (copy and removal, median {statistics.median(m['workspace'] for m in rows['mini']):.2f} s, outside its figures)")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from unidiff import PatchSet
-
 if TYPE_CHECKING:
     from sweagent.environment.swe_env import SWEEnv
 
@@ -14,6 +12,8 @@ CONTEXT_SIZES = (30, 50, 70)
 
 def edited_files_with_context(env: SWEEnv, patch: str) -> dict[str, str]:
     """For each context size, the changed regions of every edited file with that many lines around them."""
+    from unidiff import PatchSet  # imported when a rollout ends with a patch, not at every start
+
     result = {f"edited_files{size}": "" for size in CONTEXT_SIZES}
     for patched_file in PatchSet(patch):
         if patched_file.is_removed_file:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-from unidiff import PatchSet
 
 from sweagent.agent.models import InstanceStats, ModelOutput, ReplayExhaustedError
 from sweagent.instance import find_instance
@@ -53,10 +52,16 @@ class OracleModel:
         self._tools = tools
 
     # ---- the plan ---------------------------------------------------------------------------------------------------
+    def _bug_patch(self) -> Any:
+        """The instance's bug patch parsed (unidiff is imported only by the oracle, not at every rollout's start)."""
+        from unidiff import PatchSet
+
+        return PatchSet(self.instance.patch)
+
     def _fix_hunks(self) -> list[tuple[str, str, str, int]]:
         """(file, buggy text, fixed text, first line) for every hunk of the bug patch, read in reverse."""
         hunks = []
-        for patched_file in PatchSet(self.instance.patch):
+        for patched_file in self._bug_patch():
             for hunk in patched_file:
                 buggy = "".join(line.value for line in hunk if not line.is_removed)
                 fixed = "".join(line.value for line in hunk if not line.is_added)
@@ -92,7 +97,7 @@ class OracleModel:
 
     def _fallback_patch(self) -> ToolCall:
         """When an edit does not match exactly, put the touched files back to their starting state and patch them."""
-        files = " ".join(shlex.quote(p.path) for p in PatchSet(self.instance.patch))
+        files = " ".join(shlex.quote(p.path) for p in self._bug_patch())
         command = (f"git checkout -q -- {files} && git apply -R --whitespace=nowarn <<'OEC_FIX'\n{self.instance.patch}\nOEC_FIX\n"
                    "git diff --stat")
         return ToolCall("bash", {"command": command})
