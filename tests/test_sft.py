@@ -497,6 +497,11 @@ def test_rows_open_with_the_demonstrations_and_strategy_message_the_student_was_
         assert sum(m["role"] == "assistant" for m in row["messages"][:opening]) > 1
     rollout = _assistants({"messages": row["messages"][opening:]})
     assert row["model_switch_idx"] == 2 and [m["weight"] for m in rollout][:3] == [0, 0, 1]
+    from sweagent.inspector.extras import SFTWeights
+
+    inspected = SFTWeights()
+    inspected.add(row)  # the inspector shows turn i's weight at step i: a demonstration's answers are no steps
+    assert inspected.by_traj_id[row["traj_id"]] == [[m["weight"] for m in rollout]] and len(rollout) == len(trajectory.trajectory)
     seen, _ = _real_row(tmp_path, demo_run, "--observations", "as_seen")
     # as seen at the last turn: demonstrations in full, the strategy message elided like any older observation
     assert unweighted(seen["messages"][:opening]) == trajectory.trajectory[-1].query[:opening]

@@ -49,7 +49,11 @@ class SFTWeights:
         """Record one row; raises ValueError when it is not an SFT row."""
         if not isinstance(row, dict) or not isinstance(row.get("traj_id"), str) or not isinstance(row.get("messages"), list):
             raise ValueError("expected an object with 'traj_id' and 'messages'")
-        weights = [m.get("weight") for m in row["messages"] if isinstance(m, dict) and m.get("role") == "assistant"]
+        opening = row.get("opening_messages", 0)
+        if not isinstance(opening, int) or isinstance(opening, bool):
+            raise ValueError("'opening_messages' is not a message count")
+        rollout = row["messages"][opening:]  # a demonstration's answers are not steps
+        weights = [m.get("weight") for m in rollout if isinstance(m, dict) and m.get("role") == "assistant"]
         if any(weight not in (0, 1) for weight in weights):
             raise ValueError("an assistant message without a weight of 0 or 1")
         source = row.get("source_run")
