@@ -488,8 +488,8 @@ def test_rows_open_with_the_demonstrations_and_strategy_message_the_student_was_
     demos = [m for m in trajectory.history if getattr(m, "is_demo", False)]
     opening = row["opening_messages"]
     assert trajectory.trajectory[0].model_role == "student" and demos
-    assert opening == len(demos) + 3  # system prompt, demonstrations, task, strategy
-    assert trajectory.history[opening - 1].text.startswith("Work in /testbed: locate the code")
+    assert opening == len(demos) + 2  # system prompt, demonstrations, task with the strategy (one message, as SWE-agent)
+    assert trajectory.history[opening - 1].text.endswith("then call submit.\nWork in /testbed: locate the code, reproduce the bug, fix it, then submit.")
     unweighted = lambda messages: [{key: value for key, value in m.items() if key != "weight"} for m in messages]  # noqa: E731
     assert json.dumps(unweighted(row["messages"][:opening])).encode() == json.dumps(first_query[:opening]).encode()
     assert [m["weight"] for m in row["messages"][:opening] if m["role"] == "assistant"] == [0] * sum(m.role == "assistant" for m in demos)
@@ -503,6 +503,6 @@ def test_rows_open_with_the_demonstrations_and_strategy_message_the_student_was_
     inspected.add(row)  # the inspector shows turn i's weight at step i: a demonstration's answers are no steps
     assert inspected.by_traj_id[row["traj_id"]] == [[m["weight"] for m in rollout]] and len(rollout) == len(trajectory.trajectory)
     seen, _ = _real_row(tmp_path, demo_run, "--observations", "as_seen")
-    # as seen at the last turn: demonstrations in full, the strategy message elided like any older observation
-    assert unweighted(seen["messages"][:opening]) == trajectory.trajectory[-1].query[:opening]
-    assert seen["messages"][:opening - 1] == row["messages"][:opening - 1] and seen["messages"][opening - 1] != row["messages"][opening - 1]
+    # as seen at the last turn: demonstrations and the task with its strategy in full, older observations elided
+    assert unweighted(seen["messages"][:opening]) == trajectory.trajectory[-1].query[:opening] == unweighted(row["messages"][:opening])
+    assert any(m["content"].startswith("Old environment output") for m in seen["messages"][opening:])

@@ -56,7 +56,8 @@ class AgentConfig(BaseModel):
 
 def opening_messages(templates: TemplateConfig, tools: ToolConfig, agent_name: str, demonstrations: list[dict[str, Any]], *,
                      problem_statement: str, state: dict[str, Any]) -> list[dict[str, Any]]:
-    """System prompt, demonstrations, instance message (and strategy): what a rollout opens with.
+    """System prompt, demonstrations, then the task message (instance and strategy templates joined by a newline, one
+    message as in SWE-agent, so history processors keep the strategy with the task): what a rollout opens with.
 
     Needs no environment (`state` holds `working_dir` and what the bundles' state commands reported), so SFT rows
     open with this same code; `demonstrations` is `demonstration_messages(templates, agent_name)`, read once by
@@ -73,7 +74,8 @@ def opening_messages(templates: TemplateConfig, tools: ToolConfig, agent_name: s
     return [
         {"role": "system", "content": render(templates.system_template, lenient, **variables), "agent": agent_name, "message_type": "system_prompt"},
         *demonstrations,
-        *({"role": "user", "content": render(template, lenient, **variables), "agent": agent_name, "message_type": "observation"} for template in task),
+        {"role": "user", "content": "\n".join(render(template, lenient, **variables) for template in task), "agent": agent_name,
+         "message_type": "observation"},
     ]
 
 

@@ -55,7 +55,7 @@ class TemplateConfig(BaseModel):
     )
     """Observation after an action that bash could not parse. Variables: bash_stdout, bash_stderr."""
     strategy_template: str | None = None
-    """Shown right after the instance message, as a second user message (SWE-agent's key)."""
+    """Appended to the instance message after a newline, as SWE-agent does (one message: the task's, never elided)."""
     demonstration_template: str | None = None
     """With `demonstrations`: one user message showing each demonstration. Variable: demonstration (its messages,
     system prompt left out, joined by newlines)."""
