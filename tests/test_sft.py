@@ -448,6 +448,27 @@ def test_rows_of_a_real_run_open_with_the_exact_messages_its_student_was_sent(tm
     assert row["model_switch_idx"] == 3
 
 
+def test_a_row_whose_opening_differs_from_the_students_first_query_is_dropped(tmp_path, oracle_run):
+    """What the recorded config cannot replay (a template of the bundles' first state, a bundle edited since the
+    run) shows as a difference from the recorded query; here the recorded system template is edited."""
+    import shutil
+
+    run = tmp_path / "edited"
+    shutil.copytree(oracle_run, run)
+    [traj_file] = run.glob("*/*.traj")
+    data = json.loads(traj_file.read_text())
+    recorded = json.loads(data["replay_config"])
+    recorded["agent"]["templates"]["system_template"] += " (edited after the run)"
+    data["replay_config"] = json.dumps(recorded)
+    traj_file.write_text(json.dumps(data))
+    summary, train, _ = _convert(tmp_path, "--no-resolved_only", "--val_fraction", "0", runs=[run], evals=[])
+    assert train == [] and summary["dropped_trajectories"]["prompt_mismatch"] == [
+        {"trajectory": f"{run}/{traj_file.stem}", "error": "opening message 0 (system) differs from the student's first query"}]
+    summary, [row], _ = _convert(tmp_path, "--no-resolved_only", "--val_fraction", "0", "--prompt_config", str(REPO / "config/local_demo.yaml"),
+                                 runs=[run], evals=[])
+    assert summary["dropped"] == {}  # a prompt named on the command line is the user's choice, not a replay
+
+
 def test_as_seen_rows_show_observations_after_the_students_history_processors(tmp_path, oracle_run):
     full, _ = _real_row(tmp_path, oracle_run)
     seen, _ = _real_row(tmp_path, oracle_run, "--observations", "as_seen")

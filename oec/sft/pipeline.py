@@ -22,7 +22,7 @@ from sweagent.utils.secrets import redact_data
 from oec.sft.collect import Candidate, collect
 from oec.sft.errors import SFTError
 from oec.sft.options import ConvertOptions
-from oec.sft.prompt import RecordedPrompts, StudentPrompt, load_student_prompt, recorded_working_dir
+from oec.sft.prompt import RecordedPrompts, StudentPrompt, load_student_prompt, opening_mismatch, recorded_working_dir
 from oec.sft.reports import read_resolved
 from oec.sft.rows import build_messages, dedupe_key, switch_index, turn_weights
 from oec.sft.selection import cap_per_instance, split_by_instance
@@ -131,6 +131,10 @@ class _Converter:
             messages, opening = build_messages(prompt, turns, weights, statement, working_dir, self.options.observations == "as_seen")
         except FormatError as exc:
             self.summary.drop("unparseable_turn", candidate.ref, str(exc))
+            return None
+        mismatch = opening_mismatch(messages[:opening], trajectory) if self.prompt is None and self.options.style is None else None
+        if mismatch:
+            self.summary.drop("prompt_mismatch", candidate.ref, mismatch)
             return None
         if any("oracle" in turn.model_name.lower() for turn in turns):
             self.summary.warn("oracle_turns", candidate.ref)

@@ -5,8 +5,10 @@ the student's templates, tools, parse function and history processors are taken 
 (`SwitchMemberConfig.prompt_parts`: the student member's, else the agent's; a one-model run's agent). A prompt file
 (`--prompt_config`) overrides that: an agent config, or a fragment holding `agent.templates` and `agent.tools`.
 A row opens with the agent's own opening messages (`agents.opening_messages`: system prompt, demonstrations, task,
-strategy), so they equal what the agent sent, byte for byte. Recorded bundle paths are absolute; a run dir read in
-another checkout finds a bundle that is gone in this checkout's `tools/` by its folder name.
+strategy), so they equal what the agent sent, byte for byte; `opening_mismatch` checks each row against the
+student's first recorded query, which catches what a config cannot replay (a template that shows the bundles' first
+state, such as `{{open_file}}`; a bundle or demonstration edited since the run). Recorded bundle paths are absolute;
+a run dir read in another checkout finds a bundle that is gone in this checkout's `tools/` by its folder name.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sweagent.agent.templates import TemplateConfig
 from sweagent.tools.commands import Command
 from sweagent.tools.parsing import FunctionCallingParser, ParseFunction, ParseFunctionConfig
 from sweagent.tools.tools import ToolConfig
-from sweagent.trajectory import api_message
+from sweagent.trajectory import Trajectory, api_message
 from sweagent.utils.errors import OECError, describe_validation_error
 
 from oec.sft.errors import SFTError
@@ -85,12 +87,33 @@ class StudentPrompt:
         rows = []
         for message in history:
             row = api_message(message)
-            if isinstance(row["content"], list):
-                row["content"] = "".join(part.get("text", "") for part in row["content"])
+            row["content"] = _text(row["content"])
             if row["role"] == "assistant":
                 row["weight"] = message.get("weight", 0)
             rows.append(row)
         return rows
+
+
+def _text(content: Any) -> Any:
+    """Plain text of a content list (cache-controlled messages carry one), else the content as it is."""
+    return "".join(part.get("text", "") for part in content) if isinstance(content, list) else content
+
+
+def opening_mismatch(row_opening: list[dict[str, Any]], trajectory: Trajectory) -> str | None:
+    """Where a row's opening messages differ from the opening of the student's first recorded query, else None.
+
+    Checked when the first step is the student's (or the run had one model, whose prompt it is) and recorded its
+    query; other trajectories (synthetic ones, runs opened by the expert) have nothing to check against."""
+    steps = trajectory.trajectory
+    if not steps or not steps[0].query or (steps[0].model_role != "student" and trajectory.info.oec is not None):
+        return None
+    sent = steps[0].query
+    for index, message in enumerate(row_opening):
+        mine = {key: value for key, value in message.items() if key != "weight"}
+        theirs = {**sent[index], "content": _text(sent[index].get("content"))} if index < len(sent) else None
+        if mine != theirs:
+            return f"opening message {index} ({message['role']}) differs from the student's first query"
+    return None
 
 
 def _with_style(tools: ToolConfig, style: Style | None) -> ToolConfig:
