@@ -241,3 +241,26 @@ def test_oracle_rollouts_in_docker_are_resolved_by_swesmiths_harness_and_both_ba
                              for i in [*picked, *others]}
     assert verdicts["docker"] == verdicts["local"] == {**{i.instance_id: True for i in picked}, **{i.instance_id: False for i in others}}
     assert (tmp_path / "docker" / picked[0].instance_id / "test_output.txt").read_text().count(">>>>> Start Test Output") == 1
+
+
+@pytest.mark.slow
+def test_a_container_left_by_an_interrupted_harness_call_is_removed_before_the_round_runs(images: list[str], tmp_path: Path) -> None:
+    """SWE-smith names its containers by run id and instance id: one left by a killed call blocks every later call of
+    that instance (the name is taken), so each round first removes its own names, and nothing else."""
+    from oec.evaluation.docker_harness import SwesmithRound, remove_stale_containers
+
+    instance = DEMO[0]
+    round_ = SwesmithRound("oec.stale-test", [], tmp_path, {instance.instance_id: instance.instance_id})
+    (stale,) = round_.container_names()
+    bystander = f"oec-stale-test-bystander-{time.monotonic_ns()}"
+    for name in (stale, bystander):
+        created = subprocess.run(["docker", "create", "--network", "none", "--name", name, instance.image_name, "true"],
+                                 capture_output=True, text=True)
+        assert created.returncode == 0, created.stderr
+    try:
+        remove_stale_containers(round_)
+        remove_stale_containers(round_)  # nothing left to remove is no error
+        names = subprocess.run(["docker", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout.split()
+        assert stale not in names and bystander in names
+    finally:
+        subprocess.run(["docker", "rm", "--force", stale, bystander], capture_output=True)

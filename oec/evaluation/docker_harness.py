@@ -23,7 +23,7 @@ from swebench.harness.constants import KEY_INSTANCE_ID, KEY_MODEL, KEY_PREDICTIO
 from oec.evaluation.errors import EvaluationError
 from oec.evaluation.plan import EvalJob
 from oec.evaluation.reports import INSTANCE_LOG_FILE, PATCH_FILE, REPORT_FILE, TEST_LOG_FILE
-from sweagent.environment.container.deployment import ContainerError, inspect_image
+from sweagent.environment.container.deployment import ContainerError, inspect_image, run_engine
 from sweagent.environment.task_repos.profiles import RepoProfileError
 from sweagent.utils.files import write_bytes_atomic, write_json_atomic
 
@@ -45,6 +45,10 @@ class SwesmithRound:
 
     def output_dir(self, instance_id: str) -> Path:
         return self.cwd / RUN_EVALUATION_LOG_DIR / self.run_id / instance_id
+
+    def container_names(self) -> list[str]:
+        """The names SWE-smith gives this round's containers (`swesmith.eval.<run_id>.<instance_id>`)."""
+        return [f"swesmith.eval.{self.run_id}.{instance_id}" for instance_id in self.traj_ids]
 
 
 def plan_rounds(
@@ -113,6 +117,19 @@ def check_images(jobs: list[EvalJob]) -> None:
             raise EvaluationError(f"--backend docker: {exc}") from None
 
 
+def remove_stale_containers(round_: SwesmithRound) -> None:
+    """Remove containers an interrupted earlier call of this round left behind.
+
+    SWE-smith names its containers by run id and instance id, so one left by a killed or failed call of the same run
+    makes every later call of that instance fail at `create` (the name is taken). The names are this round's own,
+    so nothing else is touched.
+    """
+    result = run_engine("docker", "rm", "--force", *round_.container_names())
+    failures = [line for line in result.stderr.splitlines() if line.strip() and "No such container" not in line]
+    if result.returncode != 0 and failures:
+        raise EvaluationError(f"--backend docker: could not remove a stale container: {failures[0]}")
+
+
 def evaluate_with_docker(
     jobs: list[EvalJob], instances_file: Path, eval_dir: Path, *, run_id: str, workers: int = 1
 ) -> dict[str, str]:
@@ -125,6 +142,7 @@ def evaluate_with_docker(
         # the instance and we would collect the wrong report.
         for instance_id in round_.traj_ids:
             shutil.rmtree(round_.output_dir(instance_id), ignore_errors=True)
+        remove_stale_containers(round_)
         print(f"[eval_swesmith] {' '.join(round_.argv)}", flush=True)
         subprocess.run(round_.argv, cwd=round_.cwd, check=False)
         errors.update(collect_round(round_, eval_dir))
