@@ -26,10 +26,10 @@ from sweagent.run.run_batch import RunBatchConfig, output_dir_lock, run_batch
 from sweagent.run.run_single import BATCH_ONLY_KEYS, RunSingleConfig
 from sweagent.trajectory import load_trajectory, traj_path
 from sweagent.utils.scratch import PREFIX, process_scratch_dir, remove_stale_scratch_dirs
+from conftest import BUNDLES
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
 SUBMIT = ["<function=bash><parameter=command>echo fix >> NOTES.txt</parameter></function>", "<function=submit></function>"]
 DEAD_SERVER = {"type": "litellm", "name": "openai/student", "api_base": "http://127.0.0.1:9/v1", "api_key": "unused",
                "retry": {"retries": 0, "min_wait": 0.1, "max_wait": 0.1}, "timeout": 5}
@@ -291,6 +291,29 @@ def test_a_live_processs_scratch_folder_is_kept_and_a_killed_ones_is_removed(tmp
             process.wait()
 
 
+def _emptied(folder: Path, timeout_s: float = 30) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while list(folder.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not list(folder.iterdir())
+
+
+def test_a_process_leaves_its_scratch_folder_to_a_detached_rm_at_exit_and_the_next_sweeps_unfinished_trash(tmp_path):
+    """Exit does not wait for the deletion (a workspace's git objects take a tenth of a second or more), yet nothing
+    stays: the folder is renamed at once to trash, a detached `rm` deletes it, and trash an `rm` did not finish is
+    removed by the next process's sweep."""
+    code = ("import sys; from sweagent.utils.scratch import process_scratch_dir\n"
+            "folder = process_scratch_dir(sys.argv[1])\n"
+            "for i in range(300): (folder / f'f{i}').write_text('x' * 1000)\n"
+            "print(folder)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert not Path(done.stdout.strip()).exists()  # renamed before the process ended
+    assert _emptied(tmp_path)
+    unfinished = tmp_path / ".oec-trash-oec-proc-1-abc"
+    (unfinished / "deep").mkdir(parents=True)
+    assert remove_stale_scratch_dirs(tmp_path) == [] and not unfinished.exists()
+
+
 @pytest.mark.slow
 def test_workspaces_left_by_a_kill_9_are_removed_by_the_next_run(tmp_path):
     scratch = tmp_path / "scratch"
@@ -312,7 +335,8 @@ def test_workspaces_left_by_a_kill_9_are_removed_by_the_next_run(tmp_path):
     done = write_config(tmp_path, env=env, instances={"path": str(INSTANCES), "slice": ":1"}, name="done.yaml")
     result = sweagent("run-batch", "--config", str(done))
     assert result.returncode == 0, result.stderr
-    assert list(scratch.iterdir()) == []  # the dead run's folder is gone, and the new run removed its own at exit
+    assert not list(scratch.glob(f"{PREFIX}*"))  # the dead run's folder is gone, and the new run's own went at exit
+    assert _emptied(scratch)  # ... by a detached `rm` that finishes soon after
     assert load_trajectory(traj_path(tmp_path / "run", iid)).info.exit_status == "submitted"
 
 

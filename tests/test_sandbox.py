@@ -337,7 +337,6 @@ def test_a_workspace_built_while_the_server_starts_is_the_sandbox_users_and_not_
 
 def test_a_finished_workspace_is_removed_unless_kept(tmp_path: Path) -> None:
     from sweagent.environment.problem import LocalRepoProblem
-    from sweagent.environment.sandbox.deployment import _REMOVER
     from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
 
     repo = tmp_path / "repo"
@@ -350,6 +349,7 @@ def test_a_finished_workspace_is_removed_unless_kept(tmp_path: Path) -> None:
             assert env.communicate("cat a.txt").strip() == "a"
         finally:
             env.close()
-        _REMOVER.submit(lambda: None).result()  # the removal queued at stop has run
-        workspaces = list(root.glob("**/local.*/repo/a.txt"))
+        deadline = time.monotonic() + 30  # the removal queued at stop runs on a background thread
+        while (workspaces := list(root.glob("**/local.*/repo/a.txt"))) and not keep and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(workspaces) == (1 if keep else 0), workspaces

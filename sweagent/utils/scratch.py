@@ -6,6 +6,12 @@ dies, so a process that can take the lock of such a folder knows its owner is go
 appears under that name once its lock is held (it is made under a hidden name, locked, then renamed), so a live
 process's folder can never be taken for a stale one. Locks, unlike pids, mean the same in every pid namespace that
 shares the folder (containers, sandboxes), and several processes may clean the same base at once.
+
+Deleting a finished workspace (its git objects included) takes a tenth of a second or more on a busy disk, so it
+never waits on a rollout's critical path: `remove_later` hands a folder to a background thread, and at exit the
+process renames its whole folder to a `.oec-trash-*` name (instant; it is no longer anyone's scratch folder) and
+leaves its deletion to a detached `rm -rf`. Trash that such an `rm` did not finish is removed by the next process's
+sweep.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import queue
 import shutil
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
 
 PREFIX = "oec-proc-"
 _NEW_PREFIX = ".oec-proc-new-"
+_TRASH_PREFIX = ".oec-trash-"
 _LOCK_FILE = "lock"
 _guard = threading.Lock()
 _owned: dict[tuple[int, Path], Path] = {}
@@ -53,13 +62,42 @@ def _create(base: Path) -> Path:
 
 
 def _remove_own(folder: Path, pid: int) -> None:
-    if os.getpid() == pid:
-        shutil.rmtree(folder, ignore_errors=True)
+    if os.getpid() != pid:
+        return
+    trash = folder.with_name(_TRASH_PREFIX + folder.name)
+    try:
+        os.rename(folder, trash)
+        subprocess.Popen(["rm", "-rf", "--", str(trash)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # no rename (gone already) or no `rm`: delete it here
+        shutil.rmtree(trash if trash.exists() else folder, ignore_errors=True)
+
+
+_pending: queue.SimpleQueue[Path] = queue.SimpleQueue()
+_remover: threading.Thread | None = None
+
+
+def remove_later(folder: Path) -> None:
+    """Delete `folder` on a background thread; whatever is left of it at exit goes with the process's own folder
+    (or, outside one, with the next sweep of its base's trash)."""
+    global _remover
+    _pending.put(folder)
+    with _guard:
+        if _remover is None or not _remover.is_alive():
+            _remover = threading.Thread(target=_remove_pending, name="oec-scratch-remover", daemon=True)
+            _remover.start()
+
+
+def _remove_pending() -> None:
+    while True:
+        shutil.rmtree(_pending.get(), ignore_errors=True)
 
 
 def remove_stale_scratch_dirs(base: str | Path) -> list[Path]:
     """Remove the scratch folders under `base` whose owning process is dead; return them."""
     removed = []
+    for trash in Path(base).glob(f"{_TRASH_PREFIX}*"):  # an exit's detached `rm` that did not finish
+        shutil.rmtree(trash, ignore_errors=True)
     for folder in sorted(Path(base).glob(f"{PREFIX}*")):
         try:
             fd = os.open(folder / _LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)

@@ -8,10 +8,8 @@ deployment and runtime.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,7 +34,7 @@ from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
 from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
 from sweagent.instance import InstanceError, TaskInstance
-from sweagent.utils.scratch import process_scratch_dir
+from sweagent.utils.scratch import process_scratch_dir, remove_later
 
 if TYPE_CHECKING:
     from sweagent.environment.problem import ProblemSource
@@ -45,10 +43,6 @@ if TYPE_CHECKING:
 SERVER_COMMAND = [sys.executable, "-I", "-m", "sweagent.environment.sandbox.server"]
 """`-I` keeps the caller's PYTHONPATH (meant for the task's code) out of the server's own imports."""
 
-# Deleting a finished rollout's workspace (its git objects included) takes a tenth of a second or more on a busy
-# disk. One background thread does it, off the rollout's critical path; the interpreter waits for it at exit, and a
-# killed process's leftovers are swept with its scratch folder by the next process.
-_REMOVER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="oec-workspace-remover")
 
 
 class SandboxDeploymentConfig(BaseModel):
@@ -231,7 +225,7 @@ class SandboxDeployment(ServerDeployment):
             self._scratch.close()
         finally:
             if self.remove_at_stop is not None:
-                _REMOVER.submit(shutil.rmtree, self.remove_at_stop, ignore_errors=True)
+                remove_later(self.remove_at_stop)  # off the critical path (a tenth of a second or more)
                 self.remove_at_stop = None
 
     def _spawn(self, layout: SandboxLayout, *, watch_disk: bool) -> SandboxRuntime:
