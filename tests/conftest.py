@@ -1,5 +1,8 @@
 """Shared test setup: offline libraries, no local model server left running by the suite, the small task repository
-the agent tests work on, and a fake environment for tests of the agent's loop logic (the sandbox has its own tests)."""
+the agent tests work on, the tool bundles and replayed answers they run with, one rollout through `run_one` (plain or
+switching), and a fake environment for tests of the agent's loop logic (the sandbox has its own tests).
+
+Test files import the helpers (`from conftest import BUNDLES, run_agent, xml`); fixtures are asked for by name."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,6 +29,63 @@ def _stop_local_servers_started_by_the_suite():
     for name in MODELS:
         if name not in running_before:
             stop_server(name)
+
+
+BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
+SUBMIT_XML = "<function=submit></function>"
+
+
+def xml(command: str) -> str:
+    """A replayed answer that runs `command` in bash, in the xml_function_calling format."""
+    return f"<function=bash><parameter=command>{command}</parameter></function>"
+
+
+def run_agent(tmp_path: Path, repo: Path, outputs: list, *, parse: str = "xml_function_calling", tools: dict | None = None,
+              agent: dict | None = None, model: dict | None = None):
+    """One `sweagent run`-style rollout of the replayed `outputs` on `repo` in the real sandbox: (trajectory, run dir)."""
+    from sweagent.environment.problem import LocalRepoProblem
+    from sweagent.run.config_loading import build_config
+    from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
+
+    replay = tmp_path / "replay.yaml"
+    replay.write_text(yaml.safe_dump(outputs))
+    data = {
+        "agent": {
+            "templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
+            "tools": {"bundles": BUNDLES, "parse_function": {"type": parse}, **(tools or {})},
+            "model": model or {"type": "replay", "replay_path": str(replay)},
+            **(agent or {}),
+        },
+        "output_dir": str(tmp_path / "out"),
+    }
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(data))
+    config = build_config(RunSingleConfig, [config_file], [])
+    problem = LocalRepoProblem(repo, "add() subtracts instead of adding", "calc")
+    trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id="calc",
+                         replay_config=dump_config(config))
+    return trajectory, tmp_path / "out" / "calc"
+
+
+def run_switching(tmp_path: Path, repo: Path, student: list, expert: list, switch: dict, *, expert_member: dict | None = None,
+                  seed: int = 0):
+    """One rollout in the real sandbox where a replayed student hands over to a replayed expert at `switch`."""
+    from sweagent.environment.problem import LocalRepoProblem
+    from sweagent.run.config_loading import build_config
+    from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
+
+    for name, outputs in (("student", student), ("expert", expert)):
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(outputs))
+    members = [{"model": {"type": "replay", "replay_path": str(tmp_path / "student.yaml"), "name": "tiny-student"}},
+               {"model": {"type": "replay", "replay_path": str(tmp_path / "expert.yaml"), "name": "big-expert"}, **(expert_member or {})}]
+    data = {"agent": {"templates": {"system_template": "{{command_docs}}"},
+                      "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+                      "model": {"type": "switching", "models": members, "switch": switch}},
+            "output_dir": str(tmp_path / "out"), "seed": seed}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    config = build_config(RunSingleConfig, [tmp_path / "c.yaml"], [])
+    return run_one(config.agent, config.env, LocalRepoProblem(repo, "fix it", "proj"), output_dir=config.output_dir,
+                   traj_id="proj", replay_config=dump_config(config), seed=seed)
 
 
 def make_calc_repo(folder: Path) -> Path:

@@ -1,4 +1,6 @@
-"""The agent loop in the real sandbox, driven by a replay model: what users rely on from `sweagent run`."""
+"""The agent loop in the real sandbox, driven by a replay model: what users rely on from `sweagent run` end to end
+(the diff, the shell, timeouts, secrets, a killed run). Loop logic alone is tested on a fake environment in
+tests/test_agent_loop.py."""
 
 from __future__ import annotations
 
@@ -8,41 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from sweagent.environment.problem import LocalRepoProblem
 from sweagent.run.config_loading import build_config
-from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
+from sweagent.run.run_single import RunSingleConfig, dump_config
 from sweagent.trajectory import load_trajectory
-
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
-
-
-def xml(command: str) -> str:
-    return f"I will run a command.\n<function=bash><parameter=command>{command}</parameter></function>"
-
-
-SUBMIT_XML = "Done.\n<function=submit></function>"
-
-
-def run_agent(tmp_path: Path, repo: Path, outputs: list, *, parse: str = "xml_function_calling", tools: dict | None = None,
-              agent: dict | None = None, model: dict | None = None):
-    replay = tmp_path / "replay.yaml"
-    replay.write_text(yaml.safe_dump(outputs))
-    data = {
-        "agent": {
-            "templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
-            "tools": {"bundles": BUNDLES, "parse_function": {"type": parse}, **(tools or {})},
-            "model": model or {"type": "replay", "replay_path": str(replay)},
-            **(agent or {}),
-        },
-        "output_dir": str(tmp_path / "out"),
-    }
-    config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(data))
-    config = build_config(RunSingleConfig, [config_file], [])
-    problem = LocalRepoProblem(repo, "add() subtracts instead of adding", "calc")
-    trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id="calc",
-                         replay_config=dump_config(config))
-    return trajectory, tmp_path / "out" / "calc"
+from conftest import BUNDLES, SUBMIT_XML, run_agent, xml
 
 
 def test_submission_is_exactly_the_agents_diff_and_applies_to_the_pristine_tree(tmp_path, repo):
@@ -71,27 +42,6 @@ def test_heredoc_and_persistent_shell_state(tmp_path, repo):
     assert "check.py" in trajectory.info.submission
 
 
-def test_malformed_output_is_requeried_then_accepted(tmp_path, repo):
-    trajectory, _ = run_agent(tmp_path, repo, ["no action here", xml("echo recovered"), SUBMIT_XML])
-    assert trajectory.info.exit_status == "submitted"
-    assert "recovered" in trajectory.trajectory[0].observation
-    assert trajectory.info.model_stats["api_calls"] == 3
-
-
-def test_repeated_format_errors_end_with_exit_format_and_keep_the_trajectory(tmp_path, repo):
-    trajectory, run_dir = run_agent(tmp_path, repo, [xml("echo changed >> calc.py"), "garbage", "more garbage", "still garbage"],
-                                    agent={"max_requeries": 2})
-    assert trajectory.info.exit_status == "exit_format"
-    assert len(load_trajectory(run_dir / "calc.traj").trajectory) == 1
-    assert "+changed" in trajectory.info.submission  # auto-submitted diff
-
-
-def test_interactive_commands_are_refused(tmp_path, repo):
-    trajectory, _ = run_agent(tmp_path, repo, [xml("vim calc.py"), xml("echo fine"), SUBMIT_XML])
-    assert trajectory.info.exit_status == "submitted"
-    assert trajectory.trajectory[0].action == "echo fine"
-
-
 def test_a_hanging_command_is_interrupted_and_the_session_survives(tmp_path, repo):
     outputs = [xml("export KEEP=yes"), xml("sleep 100"), xml("echo $KEEP"), SUBMIT_XML]
     trajectory, _ = run_agent(tmp_path, repo, outputs, tools={"execution_timeout": 2})
@@ -99,35 +49,6 @@ def test_a_hanging_command_is_interrupted_and_the_session_survives(tmp_path, rep
     assert "cancelled" in steps[1].observation and steps[1].execution_time < 20
     assert steps[2].observation.strip() == "yes"
     assert trajectory.info.exit_status == "submitted"
-
-
-def test_repeated_timeouts_end_with_exit_command_timeout(tmp_path, repo):
-    outputs = [xml("sleep 100"), xml("sleep 100"), SUBMIT_XML]
-    trajectory, _ = run_agent(tmp_path, repo, outputs, tools={"execution_timeout": 1, "max_consecutive_execution_timeouts": 2})
-    assert trajectory.info.exit_status == "exit_command_timeout"
-
-
-def test_thought_action_parser(tmp_path, repo):
-    outputs = ["Look first.\n```\ncat calc.py\n```", "Now submit.\n```\nsubmit\n```"]
-    trajectory, _ = run_agent(tmp_path, repo, outputs, parse="thought_action")
-    assert trajectory.info.exit_status == "submitted"
-    assert "return a - b" in trajectory.trajectory[0].observation
-
-
-def test_function_calling_parser_records_tool_messages(tmp_path, repo):
-    call = {"id": "call_1", "type": "function", "function": {"name": "bash", "arguments": json.dumps({"command": "echo native"})}}
-    done = {"id": "call_2", "type": "function", "function": {"name": "submit", "arguments": "{}"}}
-    outputs = [{"content": "checking", "tool_calls": [call]}, {"content": "", "tool_calls": [done]}]
-    trajectory, _ = run_agent(tmp_path, repo, outputs, parse="function_calling")
-    assert trajectory.info.exit_status == "submitted"
-    tool_messages = [m for m in trajectory.history if m.role == "tool"]
-    assert tool_messages[0].tool_call_ids == ["call_1"] and "native" in tool_messages[0].text
-
-
-def test_running_out_of_replayed_outputs_is_exit_error_with_partial_trajectory(tmp_path, repo):
-    trajectory, run_dir = run_agent(tmp_path, repo, [xml("echo one")])
-    assert trajectory.info.exit_status == "exit_error"
-    assert len(load_trajectory(run_dir / "calc.traj").trajectory) == 1
 
 
 def test_api_key_never_lands_in_trajectory_log_or_sandbox(tmp_path, repo, monkeypatch):

@@ -24,7 +24,7 @@ from sweagent.environment.sandbox.limits import SandboxLimits
 from sweagent.environment.sandbox.protocol import ProtocolError, read_line
 from sweagent.environment.sandbox.runtime import SandboxProcessError
 
-from test_agent import SUBMIT_XML, run_agent, xml
+from conftest import SUBMIT_XML, run_agent, xml
 from test_sandbox import Session, workspace  # noqa: F401  (workspace is a fixture)
 
 REPO = Path(sweagent.__file__).parents[1]

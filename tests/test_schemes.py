@@ -16,7 +16,7 @@ from scipy import stats
 from sweagent.agent.models import InstanceStats
 from sweagent.agent.switching.schedules import SwitchSchedule
 from sweagent.agent.switching_model import RolePlan
-from test_switching import SUBMIT, run_switching, xml
+from conftest import SUBMIT_XML, run_switching, xml
 
 DRAWS = 1000
 STEPS = 40
@@ -149,7 +149,7 @@ def test_a_rerun_reproduces_every_handover_and_another_seed_does_not(switch):
 def test_a_stuck_student_opens_the_window_early_and_gets_the_rollout_back(tmp_path, repo):
     switch = {"type": "expert_window", "start": 9, "end": 9, "window": 1,
               "stuck": {"repeated_actions": 2, "consecutive_format_errors": None}}
-    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("echo back"), SUBMIT], [xml("echo e")], switch)
+    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("echo back"), SUBMIT_XML], [xml("echo e")], switch)
     assert trajectory.step_roles() == ["student", "student", "expert", "student", "student"]
     assert [h.reason for h in trajectory.info.oec.handovers] == ["same action 2 times in a row", "schedule"]
 
@@ -163,7 +163,7 @@ def test_a_replay_run_takes_exactly_the_role_sequence_the_schedule_implies(tmp_p
     expected = expected[:8]
     student = [xml(f"echo s{i}") for i in range(expected.count("student"))]
     expert = [xml(f"echo e{i}") for i in range(expected.count("expert"))]
-    (student if expected[-1] == "student" else expert)[-1] = SUBMIT
+    (student if expected[-1] == "student" else expert)[-1] = SUBMIT_XML
     trajectory = run_switching(tmp_path, repo, student, expert, switch, seed=5)
     assert trajectory.info.exit_status == "submitted"
     assert trajectory.step_roles() == expected
@@ -211,7 +211,7 @@ def test_interleaved_rollouts_become_sft_rows_weighted_by_each_turns_role(tmp_pa
     assert expected[0] == "student" and "student" in expected[expected.index("expert"):]  # truly interleaved
     student = [xml(f"echo s{i} > s{i}.txt") for i in range(expected.count("student"))]
     expert = [xml(f"echo e{i} >> a.py") for i in range(expected.count("expert"))]
-    (student if expected[-1] == "student" else expert)[-1] = SUBMIT
+    (student if expected[-1] == "student" else expert)[-1] = SUBMIT_XML
     trajectory = run_switching(tmp_path, repo, student, expert, switch, seed=0)
     write_trajectory(tmp_path / "run", tmp_path / "eval", "proj", trajectory, resolved=True)
     convert(ConvertOptions(runs=[str(tmp_path / "run")], evals=[str(tmp_path / "eval")], output=tmp_path / "sft.jsonl",
@@ -244,7 +244,7 @@ def test_after_a_window_the_student_gets_its_own_prompt_and_format_back(tmp_path
     native = {"content": "", "tool_calls": [{"id": "c1", "type": "function",
                                              "function": {"name": "bash", "arguments": json.dumps({"command": "echo e1"})}}]}
     switch = {"type": "expert_window", "start": 1, "end": 1, "window": 1}
-    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT], [native], switch, expert_member=expert_member)
+    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT_XML], [native], switch, expert_member=expert_member)
     assert trajectory.step_roles() == ["student", "expert", "student"] and trajectory.info.exit_status == "submitted"
     assert trajectory.history[0].text != "You are the expert."  # the student's templates again
     expert_turn = trajectory.assistant_messages()[1]
@@ -259,7 +259,7 @@ def test_the_comparison_table_counts_resolved_rollouts_and_expert_spend_per_reso
     from oec.sft.synthetic import write_trajectory
 
     switch = {"type": "expert_window", "start": 1, "end": 1, "window": 2}
-    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT], [xml("echo e1"), xml("echo e2")], switch)
+    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT_XML], [xml("echo e1"), xml("echo e2")], switch)
     for traj_id, resolved in (("proj__r0", True), ("proj__r1", False)):
         write_trajectory(tmp_path / "window", tmp_path / "window" / "eval", traj_id, trajectory, resolved=resolved)
     script = Path(__file__).resolve().parents[1] / "scripts" / "compare_schemes.py"

@@ -10,16 +10,11 @@ import yaml
 
 from sweagent.agent.switching.schedules import RandomStepRange
 from sweagent.agent.switching_model import RolePlan
-from sweagent.environment.problem import LocalRepoProblem
 from sweagent.run.config_loading import ConfigError, build_config
-from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
+from sweagent.run.run_single import RunSingleConfig
+from conftest import BUNDLES, SUBMIT_XML, run_switching, xml
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
-
-
-def xml(command: str) -> str:
-    return f"<function=bash><parameter=command>{command}</parameter></function>"
 
 
 def native(command: str, call_id: str) -> dict:
@@ -27,28 +22,9 @@ def native(command: str, call_id: str) -> dict:
                                            "function": {"name": "bash", "arguments": json.dumps({"command": command})}}]}
 
 
-SUBMIT = "<function=submit></function>"
-
-
-def run_switching(tmp_path: Path, repo: Path, student: list, expert: list, switch: dict, *, expert_member: dict | None = None,
-                  seed: int = 0):
-    for name, outputs in (("student", student), ("expert", expert)):
-        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(outputs))
-    members = [{"model": {"type": "replay", "replay_path": str(tmp_path / "student.yaml"), "name": "tiny-student"}},
-               {"model": {"type": "replay", "replay_path": str(tmp_path / "expert.yaml"), "name": "big-expert"}, **(expert_member or {})}]
-    data = {"agent": {"templates": {"system_template": "{{command_docs}}"},
-                      "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
-                      "model": {"type": "switching", "models": members, "switch": switch}},
-            "output_dir": str(tmp_path / "out"), "seed": seed}
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-    config = build_config(RunSingleConfig, [tmp_path / "c.yaml"], [])
-    return run_one(config.agent, config.env, LocalRepoProblem(repo, "fix it", "proj"), output_dir=config.output_dir,
-                   traj_id="proj", replay_config=dump_config(config), seed=seed)
-
-
 def test_the_expert_takes_exactly_the_drawn_step(tmp_path, repo):
     trajectory = run_switching(tmp_path, repo, [xml("echo s0"), xml("echo s1"), xml("echo never")],
-                               [xml("echo e2"), SUBMIT], {"type": "step_count", "step": 2})
+                               [xml("echo e2"), SUBMIT_XML], {"type": "step_count", "step": 2})
     assert [s.model_role for s in trajectory.trajectory] == ["student", "student", "expert", "expert"]
     assert [s.model_name for s in trajectory.trajectory] == ["tiny-student"] * 2 + ["big-expert"] * 2
     oec = trajectory.info.oec
@@ -59,14 +35,14 @@ def test_the_expert_takes_exactly_the_drawn_step(tmp_path, repo):
 
 
 def test_k_zero_is_a_pure_expert_rollout(tmp_path, repo):
-    trajectory = run_switching(tmp_path, repo, [xml("echo never")], [xml("echo e0"), SUBMIT], {"type": "step_count", "step": 0})
+    trajectory = run_switching(tmp_path, repo, [xml("echo never")], [xml("echo e0"), SUBMIT_XML], {"type": "step_count", "step": 0})
     assert {s.model_role for s in trajectory.trajectory} == {"expert"}
     assert trajectory.info.oec.switched_at_step == 0
     assert trajectory.info.oec.student.stats["api_calls"] == 0
 
 
 def test_a_student_that_submits_before_the_switch_is_a_pure_student_rollout(tmp_path, repo):
-    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT], [xml("echo never")], {"type": "step_count", "step": 5})
+    trajectory = run_switching(tmp_path, repo, [xml("echo s0"), SUBMIT_XML], [xml("echo never")], {"type": "step_count", "step": 5})
     assert {s.model_role for s in trajectory.trajectory} == {"student"}
     assert trajectory.info.exit_status == "submitted"
     assert trajectory.info.oec.switched_at_step is None and trajectory.info.oec.switch_step_drawn == 5
@@ -84,14 +60,14 @@ def test_switch_points_are_reproducible_per_seed_and_rollout():
 def test_random_step_range_run_records_the_drawn_step(tmp_path, repo):
     switch = {"type": "random_step_range", "start": 1, "end": 3}
     drawn = RolePlan(RandomStepRange(**switch), 11, "proj").switch_step_drawn
-    trajectory = run_switching(tmp_path, repo, [xml(f"echo s{i}") for i in range(drawn)], [xml("echo e"), SUBMIT], switch, seed=11)
+    trajectory = run_switching(tmp_path, repo, [xml(f"echo s{i}") for i in range(drawn)], [xml("echo e"), SUBMIT_XML], switch, seed=11)
     assert trajectory.info.oec.switch_step_drawn == drawn == trajectory.info.oec.switched_at_step
     assert trajectory.info.oec.seed == 11
 
 
 def test_a_stuck_student_hands_over_early(tmp_path, repo):
     switch = {"type": "step_count", "step": 10, "stuck": {"repeated_actions": 2, "consecutive_format_errors": None}}
-    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls")], [SUBMIT], switch)
+    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls")], [SUBMIT_XML], switch)
     assert trajectory.info.oec.switched_at_step == 2
     assert [s.model_role for s in trajectory.trajectory] == ["student", "student", "expert"]
 
@@ -99,13 +75,13 @@ def test_a_stuck_student_hands_over_early(tmp_path, repo):
 def test_repeats_that_differ_only_by_escapes_and_whitespace_count_as_one_stuck_action(tmp_path, repo):
     switch = {"type": "step_count", "step": 10, "stuck": {"repeated_actions": 3, "consecutive_format_errors": None}}
     escaped = ["echo {'a': 2}", "echo  {\\'a\\': 2}", "echo {\\\\\\'a\\\\\\': 2}\n"]
-    trajectory = run_switching(tmp_path, repo, [xml(action) for action in escaped], [SUBMIT], switch)
+    trajectory = run_switching(tmp_path, repo, [xml(action) for action in escaped], [SUBMIT_XML], switch)
     assert [s.model_role for s in trajectory.trajectory] == ["student", "student", "student", "expert"]
 
 
 def test_student_format_errors_trigger_the_switch_mid_step(tmp_path, repo):
     switch = {"type": "step_count", "step": 10, "stuck": {"repeated_actions": None, "consecutive_format_errors": 2}}
-    trajectory = run_switching(tmp_path, repo, ["nonsense", "more nonsense"], [SUBMIT], switch)
+    trajectory = run_switching(tmp_path, repo, ["nonsense", "more nonsense"], [SUBMIT_XML], switch)
     assert trajectory.info.exit_status == "submitted"
     assert trajectory.info.oec.switched_at_step == 0
 
@@ -169,7 +145,7 @@ def test_token_and_cost_schedules_switch_once_the_student_has_spent_its_budget(t
     from sweagent.agent.agents import AgentConfig
     from sweagent.agent.switching_model import SwitchingModelConfig
 
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump([SUBMIT]))
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump([SUBMIT_XML]))
     members = [{"model": {"type": "replay", "replay_path": str(tmp_path / "r.yaml")}}] * 2
     for switch, spend in (({"type": "token_count", "tokens": 1000}, {"tokens_sent": 900, "tokens_received": 100}),
                           ({"type": "cost", "cost": 0.5}, {"instance_cost": 0.5})):
@@ -183,5 +159,5 @@ def test_token_and_cost_schedules_switch_once_the_student_has_spent_its_budget(t
 
 def test_never_means_a_pure_student_rollout_even_when_it_is_stuck(tmp_path, repo):
     switch = {"type": "never", "stuck": {"repeated_actions": 2, "consecutive_format_errors": 2}}
-    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls"), SUBMIT], [xml("echo never")], switch)
+    trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls"), SUBMIT_XML], [xml("echo never")], switch)
     assert set(trajectory.step_roles()) == {"student"} and trajectory.info.oec.switched_at_step is None
