@@ -21,10 +21,10 @@ from sweagent.instance import load_instances
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.trajectory import load_trajectory, traj_path
+from conftest import BUNDLES
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
 FC_EXPERT_TOOLS = {"bundles": [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/review_on_submit_m"}],
                    "parse_function": {"type": "function_calling"}}
 # The student edits a source file into a syntax error and leaves a junk script behind.

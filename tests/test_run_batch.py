@@ -20,10 +20,10 @@ from sweagent.predictions import load_preds_json
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.trajectory import load_trajectory, traj_path
+from conftest import BUNDLES
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
 pytestmark = pytest.mark.slow
 
 
