@@ -76,9 +76,12 @@ if [ ${#models[@]} -gt 0 ]; then
   oec_start_local_models "${models[@]}"
 fi
 started=$SECONDS
-oec_run sweagent run-batch --config "$config" "${args[@]}"
+status=0
+oec_run sweagent run-batch --config "$config" "${args[@]}" || status=$?
 [ -n "$output_dir" ] || output_dir="$(python -c 'import sys; from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig; from pathlib import Path
 print(build_config(RunBatchConfig, [Path(sys.argv[1])], []).output_dir)' "$config")"
-python "$REPO/scripts/rollout_summary.py" "$output_dir"
+# Also after unfinished rollouts (exit 1): the table shows what did finish.
+[ "$status" = 2 ] || [ ! -d "$output_dir" ] || python "$REPO/scripts/rollout_summary.py" "$output_dir"
 echo "[generate_oec] done in $((SECONDS - started)) s"
+exit "$status"

@@ -32,6 +32,10 @@ def _wall_seconds(log: Path) -> float | None:
     return (parse(stamps[-1]) - parse(stamps[0])).total_seconds()
 
 
+def _shown(step: int | None) -> str:
+    return "-" if step is None else str(step)
+
+
 def _rate(steps: int, calls: int) -> str:
     return f"{steps}/{calls}" if calls else "-"
 
@@ -55,7 +59,7 @@ def main() -> None:
         changed = sum(1 for line in patch.splitlines() if line[:1] in "+-" and line[:3] not in {"+++", "---"})
         wall = _wall_seconds(path.with_suffix(".info.log"))
         table.add_row(
-            path.stem, str(oec.switch_step_drawn if oec else "-"), str(oec.switched_at_step if oec else "-"),
+            path.stem, _shown(oec.switch_step_drawn if oec else None), _shown(oec.switched_at_step if oec else None),
             str(steps["student"]), str(steps["expert"]), _rate(steps["student"], calls["student"]),
             _rate(steps["expert"], calls["expert"]), trajectory.info.exit_status or "-", str(changed),
             f"{wall:.0f}" if wall is not None else "-",
