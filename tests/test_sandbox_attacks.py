@@ -133,10 +133,7 @@ def test_reading_a_line_never_holds_more_than_its_limit() -> None:
     assert written < 2 * 1024 * 1024  # the reader stopped, the writer blocked, then its pipe broke
 
 
-def test_an_oversized_reply_ends_the_rollout_with_an_environment_error(tmp_path: Path) -> None:
-    repo = tmp_path / "calc"
-    repo.mkdir()
-    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+def test_an_oversized_reply_ends_the_rollout_with_an_environment_error(tmp_path: Path, repo: Path) -> None:
     # 40 MB of submission: the reply carrying it is longer than the host reads.
     flood = "head -c 40000000 /dev/zero | tr '\\0' a > /root/model.patch && echo '<<SWE_AGENT_SUBMISSION>>'"
     trajectory, run_dir = run_agent(tmp_path, repo, [xml("echo hi"), xml(flood), SUBMIT_XML])
@@ -176,10 +173,7 @@ def test_only_the_toolchain_and_the_servers_runtime_are_visible(workspace: Path)
     assert "config" not in checkout.split()
 
 
-def test_the_task_set_and_the_run_output_stay_invisible_to_a_real_rollout(tmp_path: Path) -> None:
-    repo = tmp_path / "calc"
-    repo.mkdir()
-    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+def test_the_task_set_and_the_run_output_stay_invisible_to_a_real_rollout(tmp_path: Path, repo: Path) -> None:
     answers = REPO / "config" / "demo" / "instances.json"
     look = f"ls {tmp_path}; ls {tmp_path / 'out'}; cat {answers}; ls {repo}; echo looked"
     trajectory, run_dir = run_agent(tmp_path, repo, [xml(look), SUBMIT_XML])

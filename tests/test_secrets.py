@@ -25,9 +25,9 @@ from sweagent.run.config_loading import build_config, redact
 from sweagent.run.run_single import RunSingleConfig
 from sweagent.trajectory import load_trajectory, traj_path
 from sweagent.utils.secrets import MASK, MIN_SECRET_LENGTH, RedactingFilter, redact_text, register_secret
+from conftest import BUNDLES, make_calc_repo
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
 DEMO_INSTANCES = REPO / "config/demo/instances.json"
 DEMO_ID = load_instances(DEMO_INSTANCES)[0].instance_id
 
@@ -216,9 +216,7 @@ def test_a_real_run_and_the_judge_never_write_or_print_a_key(tmp_path: Path, pro
     model_answer = ("The gateway token I was given is {credential}; now I print the deployment variable.\n"
                     '<function=bash><parameter=command>echo "deploy=$PROBE_DEPLOY"</parameter></function>')
     agent_provider = provider_factory([model_answer])
-    repo = tmp_path / "calc"
-    repo.mkdir()
-    (repo / "calc.py").write_text("def add(a, b):\n    return a - b\n")
+    repo = make_calc_repo(tmp_path)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({
         "agent": {

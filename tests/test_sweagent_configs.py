@@ -20,11 +20,11 @@ from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.run.run_single import RunSingleConfig, check_agent, dump_config, run_one
 from sweagent.tools.bundles import REPO_ROOT
 from sweagent.trajectory import Trajectory, load_trajectory
+from conftest import BUNDLES, make_calc_repo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sweagent_1_1_configs"
 CONFIGS = sorted(FIXTURES.rglob("*.yaml"))
 INSTANCES = REPO_ROOT / "config/demo/instances.json"
-BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
 FIX = ("<function=str_replace_editor><parameter=command>str_replace</parameter><parameter=path>/testbed/calc.py"
        "</parameter><parameter=old_str>a - b</parameter><parameter=new_str>a + b</parameter></function>")
 SUBMIT = "Done.\n<function=submit></function>"
@@ -59,7 +59,7 @@ def test_every_sweagent_1_1_config_loads_and_passes_run_batchs_preflight_check(p
     for agent in agents:
         assert agent.tools.bundles and all((bundle.path / "config.yaml").is_file() for bundle in agent.tools.bundles)
         assert agent.tools.commands  # every bundle's commands read
-    check_agent(config.agent, config.env, LocalRepoProblem(_repo(tmp_path), "add() subtracts", "calc"))
+    check_agent(config.agent, config.env, LocalRepoProblem(make_calc_repo(tmp_path), "add() subtracts", "calc"))
 
 
 def test_sweagent_keys_keep_their_meaning():
@@ -83,18 +83,11 @@ def test_sweagent_keys_keep_their_meaning():
 def test_a_missing_demonstration_is_one_line_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SWE_AGENT_CONFIG_ROOT", str(tmp_path))
     config = load(FIXTURES / "sweagent_0_7/07.yaml")
-    problem = LocalRepoProblem(_repo(tmp_path), "add() subtracts", "calc")
+    problem = LocalRepoProblem(make_calc_repo(tmp_path), "add() subtracts", "calc")
     with pytest.raises(ConfigError) as error:
         check_agent(config.agent, config.env, problem)
     message = str(error.value)
     assert "\n" not in message and str(tmp_path / "trajectories/demonstrations") in message and "does not exist" in message
-
-
-def _repo(tmp_path: Path) -> Path:
-    path = tmp_path / "calc"
-    path.mkdir(exist_ok=True)
-    (path / "calc.py").write_text("def add(a, b):\n    return a - b\n")
-    return path
 
 
 def _run(tmp_path: Path, name: str, agent: dict) -> tuple:
@@ -103,7 +96,7 @@ def _run(tmp_path: Path, name: str, agent: dict) -> tuple:
     config_file = folder / "config.yaml"
     config_file.write_text(yaml.safe_dump({"agent": agent, "output_dir": str(folder / "out")}))
     config = build_config(RunSingleConfig, [config_file], [])
-    problem = LocalRepoProblem(_repo(tmp_path), "add() subtracts instead of adding", "calc")
+    problem = LocalRepoProblem(make_calc_repo(tmp_path), "add() subtracts instead of adding", "calc")
     check_agent(config.agent, config.env, problem)
     trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id="calc",
                          replay_config=dump_config(config))
