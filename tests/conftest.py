@@ -20,15 +20,16 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_local_servers_started_by_the_suite():
-    """Tests share the default local servers (starting one takes seconds); the suite stops the ones it started."""
+    """Tests share the default local servers (starting one takes seconds); the suite stops the ones it started, and
+    only those: a server a script started meanwhile is the script's. The suite's servers are owned by this process,
+    so they also stop if it is killed."""
     from sweagent.local_models import MODELS
-    from sweagent.local_models.server import server_status, stop_server
+    from sweagent.local_models.server import OWNER_ENV, stop_server
 
-    running_before = {name for name in MODELS if server_status(name).state == "running"}
+    os.environ[OWNER_ENV] = str(os.getpid())
     yield
     for name in MODELS:
-        if name not in running_before:
-            stop_server(name)
+        stop_server(name, owner_pid=os.getpid())
 
 
 BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
