@@ -2,7 +2,7 @@
 the agent tests work on, the tool bundles and replayed answers they run with, one rollout through `run_one` (plain or
 switching), and a fake environment for tests of the agent's loop logic (the sandbox has its own tests).
 
-Test files import the helpers (`from conftest import BUNDLES, run_agent, xml`); fixtures are asked for by name."""
+Test files import the helpers (`from conftest import XML_TOOLS, run_agent, xml`); fixtures are asked for by name."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def _stop_local_servers_started_by_the_suite():
 
 
 BUNDLES = [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}]
+# the tools most tests run with: the three bundles, answers in the xml_function_calling format
+XML_TOOLS = {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}}
 SUBMIT_XML = "<function=submit></function>"
 
 
@@ -80,7 +82,7 @@ def run_switching(tmp_path: Path, repo: Path, student: list, expert: list, switc
     members = [{"model": {"type": "replay", "replay_path": str(tmp_path / "student.yaml"), "name": "tiny-student"}},
                {"model": {"type": "replay", "replay_path": str(tmp_path / "expert.yaml"), "name": "big-expert"}, **(expert_member or {})}]
     data = {"agent": {"templates": {"system_template": "{{command_docs}}"},
-                      "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+                      "tools": XML_TOOLS,
                       "model": {"type": "switching", "models": members, "switch": switch}},
             "output_dir": str(tmp_path / "out"), "seed": seed}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))

@@ -13,7 +13,7 @@ import yaml
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_single import RunSingleConfig, dump_config
 from sweagent.trajectory import load_trajectory
-from conftest import BUNDLES, SUBMIT_XML, run_agent, xml
+from conftest import SUBMIT_XML, XML_TOOLS, run_agent, xml
 
 
 def test_submission_is_exactly_the_agents_diff_and_applies_to_the_pristine_tree(tmp_path, repo):
@@ -78,7 +78,7 @@ def test_kill_9_mid_run_loses_at_most_the_step_in_flight(tmp_path, repo):
     (tmp_path / "replay.yaml").write_text(yaml.safe_dump(outputs))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"agent": {
         "templates": {"system_template": "{{command_docs}}"},
-        "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+        "tools": XML_TOOLS,
         "model": {"type": "replay", "replay_path": str(tmp_path / "replay.yaml")}}}))
     traj = tmp_path / "out" / "calc" / "calc.traj"
     process = subprocess.Popen(

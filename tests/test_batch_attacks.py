@@ -26,7 +26,7 @@ from sweagent.run.run_batch import RunBatchConfig, output_dir_lock, run_batch
 from sweagent.run.run_single import BATCH_ONLY_KEYS, RunSingleConfig
 from sweagent.trajectory import load_trajectory, traj_path
 from sweagent.utils.scratch import PREFIX, process_scratch_dir, remove_stale_scratch_dirs
-from conftest import BUNDLES
+from conftest import XML_TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
@@ -46,7 +46,7 @@ def write_config(tmp_path: Path, outputs: list | None = None, *, model: dict | N
     replay.write_text(yaml.safe_dump(outputs if outputs is not None else SUBMIT))
     data = {
         "agent": {"templates": {"system_template": "{{command_docs}}"},
-                  "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+                  "tools": XML_TOOLS,
                   "model": model or {"type": "replay", "replay_path": str(replay), "name": "replay"}},
         "instances": {"path": str(INSTANCES), "slice": ":2"},
         "output_dir": str(tmp_path / "run"),

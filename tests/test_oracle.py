@@ -21,7 +21,7 @@ from sweagent.instance import load_instances
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.trajectory import load_trajectory, traj_path
-from conftest import BUNDLES
+from conftest import XML_TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
@@ -45,7 +45,7 @@ def generate(folder: Path, student_outputs: list, switch_step: int, expert_tools
     (folder / "student.yaml").write_text(yaml.safe_dump(student_outputs))
     expert = {"model": {"type": "oracle", "instances_path": str(INSTANCES)}, **({"tools": expert_tools} if expert_tools else {})}
     data = {"agent": {"templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
-                      "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+                      "tools": XML_TOOLS,
                       "model": {"type": "switching",
                                 "models": [{"model": {"type": "replay", "replay_path": str(folder / "student.yaml"), "name": "student"}}, expert],
                                 "switch": {"type": "step_count", "step": switch_step}}},

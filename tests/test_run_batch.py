@@ -20,7 +20,7 @@ from sweagent.predictions import load_preds_json
 from sweagent.run.config_loading import build_config
 from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.trajectory import load_trajectory, traj_path
-from conftest import BUNDLES
+from conftest import XML_TOOLS
 
 REPO = Path(__file__).resolve().parents[1]
 INSTANCES = REPO / "config/demo/instances.json"
@@ -36,7 +36,7 @@ def batch_config(tmp_path: Path, outputs: list, **overrides) -> Path:
     replay.write_text(yaml.safe_dump(outputs))
     data = {
         "agent": {"templates": {"system_template": "{{command_docs}}"},
-                  "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+                  "tools": XML_TOOLS,
                   "model": {"type": "switching",
                             "models": [{"model": {"type": "replay", "replay_path": str(replay), "name": "student"}},
                                        {"model": {"type": "replay", "replay_path": str(replay), "name": "expert"}}],

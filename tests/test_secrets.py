@@ -25,7 +25,7 @@ from sweagent.run.config_loading import build_config, redact
 from sweagent.run.run_single import RunSingleConfig
 from sweagent.trajectory import load_trajectory, traj_path
 from sweagent.utils.secrets import MASK, MIN_SECRET_LENGTH, RedactingFilter, redact_text, register_secret
-from conftest import BUNDLES, make_calc_repo
+from conftest import XML_TOOLS, make_calc_repo
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_INSTANCES = REPO / "config/demo/instances.json"
@@ -221,7 +221,7 @@ def test_a_real_run_and_the_judge_never_write_or_print_a_key(tmp_path: Path, pro
     config.write_text(yaml.safe_dump({
         "agent": {
             "templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
-            "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+            "tools": XML_TOOLS,
             "model": {"name": "openai/probe", "api_base": agent_provider.api_base, "api_key": "local",
                       "max_input_tokens": 100000, "input_cost_per_token": 0, "output_cost_per_token": 0, "timeout": 30,
                       "retry": {"retries": 0},

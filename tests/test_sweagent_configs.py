@@ -20,7 +20,7 @@ from sweagent.run.run_batch import RunBatchConfig, run_batch
 from sweagent.run.run_single import RunSingleConfig, check_agent, dump_config, run_one
 from sweagent.tools.bundles import REPO_ROOT
 from sweagent.trajectory import Trajectory, load_trajectory
-from conftest import BUNDLES, make_calc_repo
+from conftest import XML_TOOLS, make_calc_repo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sweagent_1_1_configs"
 CONFIGS = sorted(FIXTURES.rglob("*.yaml"))
@@ -107,7 +107,7 @@ def _replay_agent(folder: Path, name: str, outputs: list, **templates) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump(outputs))
     return {"templates": {"system_template": "SYSTEM {{command_docs}}", "instance_template": "TASK {{problem_statement}}", **templates},
-            "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+            "tools": XML_TOOLS,
             "model": {"type": "replay", "replay_path": str(folder / f"{name}.yaml"), "name": name}}
 
 
@@ -226,7 +226,7 @@ def test_a_retry_agent_of_switching_rollouts_is_a_best_of_n_expert(tmp_path):
     (tmp_path / "student.yaml").write_text(yaml.safe_dump([bash("ls")]))
     (tmp_path / "chooser.yaml").write_text(yaml.safe_dump(["Both pass; the second.\n1"]))
     attempt = {"templates": {"system_template": "{{command_docs}}\n{{format_instructions}}"},
-               "tools": {"bundles": BUNDLES, "parse_function": {"type": "xml_function_calling"}},
+               "tools": XML_TOOLS,
                "model": {"type": "switching", "switch": {"type": "step_count", "step": 1}, "models": [
                    {"model": {"type": "replay", "replay_path": str(tmp_path / "student.yaml"), "name": "student"}},
                    {"model": {"type": "oracle", "instances_path": str(INSTANCES)}}]}}
