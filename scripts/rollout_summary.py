@@ -64,7 +64,10 @@ def main() -> None:
             _rate(steps["expert"], calls["expert"]), trajectory.info.exit_status or "-", str(changed),
             f"{wall:.0f}" if wall is not None else "-",
         )
-    Console(width=max(Console().width, 150)).print(table)
+    console = Console()
+    if not console.is_terminal:  # a log file: as wide as the table, so no column is cut and ids stay whole
+        console = Console(width=Console(width=10_000).measure(table).maximum)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +163,17 @@ def test_never_means_a_pure_student_rollout_even_when_it_is_stuck(tmp_path, repo
     switch = {"type": "never", "stuck": {"repeated_actions": 2, "consecutive_format_errors": 2}}
     trajectory = run_switching(tmp_path, repo, [xml("ls"), xml("ls"), xml("ls"), SUBMIT_XML], [xml("echo never")], switch)
     assert set(trajectory.step_roles()) == {"student"} and trajectory.info.oec.switched_at_step is None
+
+
+def test_the_rollout_table_shows_the_switch_steps_by_role_and_keeps_every_column_in_a_log(tmp_path: Path, repo: Path) -> None:
+    """`scripts/rollout_summary.py`, which generate_oec.sh ends with: one row per rollout, nothing cut when the output
+    goes to a file (a user's log) rather than a terminal."""
+    run_switching(tmp_path, repo, [xml("echo s0"), xml("echo s1"), xml("echo never")], [xml("echo e0"), SUBMIT_XML],
+                  {"type": "step_count", "step": 2})
+    script = REPO / "scripts" / "rollout_summary.py"
+    table = subprocess.run([sys.executable, str(script), str(tmp_path / "out")], capture_output=True, text=True, check=True).stdout
+    header = next(line for line in table.splitlines() if "rollout" in line and "wall s" in line)
+    row = next(line for line in table.splitlines() if "│ proj " in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert "exit status" in header and "patch lines" in header
+    assert cells[:9] == ["proj", "2", "2", "2", "2", "2/2", "2/2", "submitted", "0"] and cells[9].isdigit()
