@@ -141,3 +141,23 @@ def test_a_non_empty_destination_is_refused(instance: TaskInstance, tmp_path: Pa
     with pytest.raises(WorkspaceError, match="must not exist or be an empty folder"):
         build_workspace(instance, tmp_path / "repo")
     assert (tmp_path / "repo" / "keep.txt").read_text() == "user data"
+
+
+def test_checkouts_on_different_pythons_of_one_version_get_their_own_test_venv(tmp_path, monkeypatch):
+    """A test venv's `python` links to the installation it was built from, and the sandbox shows only the running
+    one's: a checkout on Debian's 3.11 must not take the venv a checkout on a pyenv 3.11 built (its link would
+    dangle there, and every test run would fail with `failed to execute python`)."""
+    import sys
+
+    from sweagent.environment.task_repos import test_venv
+
+    monkeypatch.setenv("OEC_CACHE", str(tmp_path))
+    profile = get_profile(ADDICT_REPO)
+    built = {}
+    for base in ("/opt/pyenv/versions/3.11.7", "/usr"):
+        monkeypatch.setattr(sys, "base_prefix", base)
+        monkeypatch.setattr(test_venv, "_build", lambda profile, path: (path.mkdir(parents=True), (path / test_venv._STAMP).touch()))
+        built[base] = test_venv.ensure_test_venv(profile).path
+        monkeypatch.setattr(test_venv, "_build", lambda profile, path: pytest.fail(f"{path} built twice"))
+        assert test_venv.ensure_test_venv(profile).path == built[base]  # the stamped one is reused by its own Python
+    assert len(set(built.values())) == 2 and all(path.parent == tmp_path / "venvs" for path in built.values())

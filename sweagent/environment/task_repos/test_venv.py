@@ -1,8 +1,9 @@
 """One virtual environment per repository profile with its pinned test dependencies, built once and shared.
 
-The venv lives at `$OEC_CACHE/venvs/<repo>-py<version>-<hash of the pins>`; the sandbox sees it read-only, and
-every workspace of the repository (agent rollouts, validation, evaluation) runs its tests with it. The
-repository's own code is never installed: PYTHONPATH points at the workspace, so the agent's edits are what runs.
+The venv lives at `$OEC_CACHE/venvs/<repo>-py<version>-<hash of the pins>-<hash of the interpreter>`; the sandbox
+sees it read-only, and every workspace of the repository (agent rollouts, validation, evaluation) runs its tests with
+it. The repository's own code is never installed: PYTHONPATH points at the workspace, so the agent's edits are what
+runs.
 
 A venv cannot be renamed after creation (its scripts hold absolute paths), so instead of build-then-rename the
 build happens in place under a file lock and a stamp file marks it complete; an unstamped folder is a killed
@@ -12,6 +13,7 @@ build and is rebuilt from scratch.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -75,14 +77,22 @@ def _build(profile: RepoProfile, path: Path) -> None:
     (path / _STAMP).write_text("\n".join(profile.test_deps) + "\n", encoding="utf-8")
 
 
+def _interpreter_key() -> str:
+    """Names the interpreter a test venv is built from: its `python` links to that installation, so checkouts whose
+    OEC venvs sit on different Pythons of one minor version (a pyenv 3.11.7 and Debian's 3.11.2) never share one (the
+    sandbox shows only the running interpreter's installation, where another's link would dangle)."""
+    return hashlib.sha256(f"{sys.base_prefix}\n{sys.version}".encode()).hexdigest()[:8]
+
+
 def ensure_test_venv(profile: RepoProfile) -> RepoVenv:
     """The profile's test venv, built the first time it is asked for (concurrent callers wait for one build)."""
     venvs = cache_root() / "venvs"
-    path = venvs / profile.venv_key()
+    name = f"{profile.venv_key()}-{_interpreter_key()}"
+    path = venvs / name
     if (path / _STAMP).is_file():
         return RepoVenv(path)
     venvs.mkdir(parents=True, exist_ok=True)
-    with open(venvs / f".{profile.venv_key()}.lock", "w") as lock:
+    with open(venvs / f".{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (path / _STAMP).is_file():
             _build(profile, path)
