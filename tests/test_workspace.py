@@ -161,3 +161,27 @@ def test_checkouts_on_different_pythons_of_one_version_get_their_own_test_venv(t
         monkeypatch.setattr(test_venv, "_build", lambda profile, path: pytest.fail(f"{path} built twice"))
         assert test_venv.ensure_test_venv(profile).path == built[base]  # the stamped one is reused by its own Python
     assert len(set(built.values())) == 2 and all(path.parent == tmp_path / "venvs" for path in built.values())
+
+
+@pytest.mark.parametrize("member", ["../escape.py", "/abs.py", "link-out", "fifo"])
+def test_an_sdist_member_that_leaves_the_tree_or_is_a_special_file_is_refused(tmp_path, member):
+    """PEP 706's `data` rules on every Python 3.11 (Debian 12's 3.11.2 has no tarfile filters)."""
+    import io
+    import tarfile
+
+    from sweagent.environment.task_repos.source_cache import _extract
+
+    archive = tmp_path / "pkg-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tarred:
+        ok = tarfile.TarInfo("pkg-1.0/ok.py")
+        ok.size = 2
+        tarred.addfile(ok, io.BytesIO(b"1\n"))
+        bad = tarfile.TarInfo(f"pkg-1.0/{member}" if member in ("link-out", "fifo") else member)
+        if member == "link-out":
+            bad.type, bad.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        elif member == "fifo":
+            bad.type = tarfile.FIFOTYPE
+        tarred.addfile(bad, io.BytesIO(b""))
+    with pytest.raises(SourceError, match="pkg-1.0.tar.gz: member .*(outside the extracted tree|special file)"):
+        _extract(archive, tmp_path / "out")
+    assert not (tmp_path / "escape.py").exists() and not (tmp_path / "out" / "pkg-1.0" / "ok.py").exists()
