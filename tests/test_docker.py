@@ -21,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from swerex.runtime.abstract import BashAction, CreateBashSessionRequest
 
 from oec.evaluation.run import evaluate_run
-from sweagent.environment.container.deployment import ContainerDeploymentConfig, ContainerError, inspect_image
+from sweagent.environment.container.deployment import ContainerDeploymentConfig, ContainerError, inspect_image, server_binds
 from sweagent.environment.deployment import DeploymentConfig
 from sweagent.environment.problem import InstanceProblem
 from sweagent.environment.sandbox.limits import SandboxLimits
@@ -121,6 +121,13 @@ def test_a_silent_engine_or_a_missing_image_is_one_line_saying_what_to_run(tmp_p
     assert err.count("\n") == 1 and f"image '{DEMO[0].image_name}' does not exist" in err and "docker_images.sh build" in err
 
 
+def test_an_interpreter_under_usr_is_one_line_before_any_container_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Binding Debian's /usr into a container would replace the image's own toolchain with the host's."""
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    with pytest.raises(ContainerError, match=r"^key 'env\.deployment': .* lives in /usr .*scripts/setup\.sh$"):
+        ContainerDeploymentConfig().check_instances(DEMO[:1], "instances")
+
+
 # -- a real engine ------------------------------------------------------------------------------------------------
 
 
@@ -131,6 +138,10 @@ def images() -> list[str]:
     if started.returncode != 0:
         reason = (started.stderr or started.stdout).strip().splitlines()[-1:] or ["no output"]
         pytest.skip(f"docker tests: no docker engine can start here ({reason[0]})")
+    try:
+        server_binds()
+    except ContainerError as exc:
+        pytest.skip(f"docker tests: {exc}")
     from sweagent.environment.container.images import ImageBuilder
 
     return ImageBuilder().build(DEMO)

@@ -37,7 +37,9 @@ from swerex.exceptions import DeploymentStartupError
 from swerex.runtime.abstract import Command
 
 from sweagent.environment.problem import InstanceProblem, ProblemSource
-from sweagent.environment.sandbox.bwrap import BASE_ENV, SANDBOX_STAGING, SANDBOX_UID, python_runtime_paths, validate_mount
+from sweagent.environment.sandbox.bwrap import (
+    BASE_ENV, SANDBOX_STAGING, SANDBOX_UID, SYSTEM_DIRS, python_runtime_paths, validate_mount,
+)
 from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimits
 from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeployment
 from sweagent.environment.task_repos.profiles import files_of_tests
@@ -110,8 +112,10 @@ class ContainerDeploymentConfig(BaseModel):
         return None
 
     def check_instances(self, instances: Sequence[TaskInstance], where: str) -> None:
-        """Fail fast, with one line, when the engine does not answer or an instance's image is missing."""
+        """Fail fast, with one line, when OEC's interpreter cannot be shown to a container, the engine does not
+        answer or an instance's image is missing."""
         try:
+            server_binds()
             for image in sorted({self.image_for(InstanceProblem(instance)) for instance in instances}):
                 inspect_image(self.engine, image)
         except ContainerError as exc:
@@ -174,6 +178,24 @@ def inspect_image(engine: str, image: str) -> str:
     )
 
 
+def server_binds() -> list[Path]:
+    """Host paths bound read-only, at the same place, into every container: OEC's venv, its base interpreter and
+    the `sweagent` package, which run the sandbox server there.
+
+    An interpreter installed under a system folder (Debian's /usr/bin/python3.11) cannot be: binding /usr would
+    replace the image's own toolchain (its git, its Python, docker's init) with the host's.
+    """
+    paths = _outermost(python_runtime_paths())
+    system = [path for path in paths if len(path.parts) > 1 and path.parts[1] in SYSTEM_DIRS]
+    if system:
+        raise ContainerError(
+            f"the docker deployment runs OEC's server with OEC's own Python bound into the container, and this one "
+            f"lives in {system[0]} (a system folder the image has its own of): put a Python 3.11 installed outside "
+            f"/usr (pyenv's, uv's) first on PATH and make OEC's venv anew with scripts/setup.sh"
+        )
+    return paths
+
+
 def _outermost(paths: Sequence[Path]) -> list[Path]:
     """Distinct paths without the ones inside another (a bind brings everything below it)."""
     unique = {Path(os.path.abspath(path)) for path in paths}
@@ -229,7 +251,7 @@ class ContainerDeployment(ServerDeployment):
     def create_argv(self, staging: Path) -> list[str]:
         """`<engine> create` for the server's container: no network, limits, the runtime and staging read-only."""
         config, limits, uid = self._config, self._config.limits, self._config.uid
-        binds = [*((path, str(path)) for path in _outermost(python_runtime_paths())), (staging, SANDBOX_STAGING)]
+        binds = [*((path, str(path)) for path in server_binds()), (staging, SANDBOX_STAGING)]
         env = {**{key: value for key, value in BASE_ENV.items() if key != "PATH"}, **config.env}
         argv = [config.engine, "create", "--interactive", "--rm", "--init", "--name", self.name, "--network", "none"]
         argv += ["--hostname", "sandbox", "--workdir", self._state.mount, "--cap-drop", "ALL"]

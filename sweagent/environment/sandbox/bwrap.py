@@ -57,10 +57,10 @@ SANDBOX_HOME = "/root"
 SANDBOX_TMP = "/tmp"
 SANDBOX_STAGING = "/run/oec-upload"
 """Where the host's upload staging folder appears, read-only, so a command cannot swap what the host writes."""
-_SYSTEM_DIRS = frozenset({"bin", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "usr"})
+SYSTEM_DIRS = frozenset({"bin", "etc", "lib", "lib32", "lib64", "libx32", "sbin", "usr"})
 """Top-level host entries every sandbox shows read-only: the toolchain, nothing that holds anyone's data."""
 # Top-level entries the sandbox makes itself (fresh /dev, /proc and /run; per-instance home and tmp).
-_RESERVED_TOP_LEVEL = {"dev", "proc", "run", SANDBOX_HOME.strip("/"), SANDBOX_TMP.strip("/")} | _SYSTEM_DIRS
+_RESERVED_TOP_LEVEL = {"dev", "proc", "run", SANDBOX_HOME.strip("/"), SANDBOX_TMP.strip("/")} | SYSTEM_DIRS
 _RUN_TMPFS_BYTES = 16 * 1024 * 1024
 
 
@@ -182,7 +182,7 @@ def _runtime_binds(layout: SandboxLayout) -> list[Path]:
         for path in candidates
         if path.exists()
         and len(path.parts) > 1
-        and path.parts[1] not in _SYSTEM_DIRS
+        and path.parts[1] not in SYSTEM_DIRS
         and not path.is_relative_to(layout.mount)
     ]
     return sorted(path for path in needed if not any(path != other and path.is_relative_to(other) for other in needed))
@@ -199,7 +199,7 @@ def _parent_dirs(path: str) -> list[str]:
     """bwrap arguments that make a bind's missing parent directories traversable (bwrap's own are 0700, which
     the unprivileged sandbox user could not enter)."""
     parents = list(PurePosixPath(path).parents)[-2::-1]  # outermost first, without "/"
-    return [arg for parent in parents if parent.parts[1] not in _SYSTEM_DIRS for arg in ("--perms", "0755", "--dir", str(parent))]
+    return [arg for parent in parents if parent.parts[1] not in SYSTEM_DIRS for arg in ("--perms", "0755", "--dir", str(parent))]
 
 
 def bwrap_argv(layout: SandboxLayout, command: Sequence[str]) -> list[str]:
@@ -217,7 +217,7 @@ def bwrap_argv(layout: SandboxLayout, command: Sequence[str]) -> list[str]:
     # A read-only bind of / itself could not hold new mount points such as /testbed, so each system entry is bound
     # separately onto the sandbox's own root, which is remounted read-only at the end.
     for entry in sorted(os.scandir("/"), key=lambda e: e.name):
-        if entry.name not in _SYSTEM_DIRS:
+        if entry.name not in SYSTEM_DIRS:
             continue
         if entry.is_symlink():
             argv += ["--symlink", os.readlink(entry.path), entry.path]
