@@ -112,12 +112,12 @@ class ContainerDeploymentConfig(BaseModel):
         return None
 
     def check_instances(self, instances: Sequence[TaskInstance], where: str) -> None:
-        """Fail fast, with one line, when OEC's interpreter cannot be shown to a container, the engine does not
-        answer or an instance's image is missing."""
+        """Fail fast, with one line, when the engine does not answer, an instance's image is missing or OEC's
+        interpreter cannot be shown to a container."""
         try:
-            server_binds()
             for image in sorted({self.image_for(InstanceProblem(instance)) for instance in instances}):
                 inspect_image(self.engine, image)
+            server_binds()
         except ContainerError as exc:
             raise ContainerError(f"key 'env.deployment': {exc}") from None
 
