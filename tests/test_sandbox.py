@@ -131,6 +131,16 @@ def test_timeout_raises_command_timeout_error_and_interrupt_recovers_the_session
     assert observation.output.split() == ["alive", "/tmp", "yes", "0"]
 
 
+def test_a_command_deaf_to_ctrl_c_is_killed_and_leaves_no_job_notice_or_marker_behind(session: Session) -> None:
+    """The interrupt's last resort (suspend, kill): the job is reaped at once, so bash's `Killed` notice is not
+    printed into the next command's output, and the session's markers never reach an observation."""
+    with pytest.raises(CommandTimeoutError):
+        session.run("trap '' INT; sleep 30", timeout=1)
+    interrupted = asyncio.run(session.runtime.run_in_session(BashInterruptAction(timeout=0.5, n_retry=2)))
+    assert "OECPS1" not in interrupted.output and "OECRC" not in interrupted.output
+    assert session.run("echo alive").output.split() == ["alive"]
+
+
 def test_writes_outside_the_writable_mounts_fail_and_the_host_is_untouched(session: Session, tmp_path: Path) -> None:
     hostname = Path("/etc/hostname").read_bytes()
     observation = session.run("touch /usr/x; rm -rf /etc/hostname; rm -f /data/canary.txt; touch /newdir; echo done")
