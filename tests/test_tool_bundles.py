@@ -197,6 +197,7 @@ def test_lint_on_edit_works_alike_in_the_sandbox_and_in_a_container_without_touc
     """A container gets OEC's copy of flake8 for the image's python3 (sweagent/tools/tool_packages.py)."""
     import subprocess
 
+    from sweagent.environment.container.deployment import ContainerError, server_binds
     from sweagent.environment.container.images import ImageBuilder
     from sweagent.instance import load_instances
     from sweagent.run.run_batch import RunBatchConfig, run_batch
@@ -206,6 +207,10 @@ def test_lint_on_edit_works_alike_in_the_sandbox_and_in_a_container_without_touc
     started = subprocess.run([str(REPO_ROOT / "scripts" / "docker_images.sh"), "engine"], capture_output=True, text=True)
     if started.returncode != 0:
         pytest.skip(f"no docker engine can start here: {(started.stderr or started.stdout).strip().splitlines()[-1:]}")
+    try:
+        server_binds()
+    except ContainerError as exc:
+        pytest.skip(f"docker: {exc}")
     instances = REPO_ROOT / "config/demo/instances.json"
     instance = load_instances(instances)[0]
     ImageBuilder().build([instance])
