@@ -78,10 +78,8 @@ fi
 started=$SECONDS
 status=0
 oec_run sweagent run-batch --config "$config" "${args[@]}" || status=$?
-[ -n "$output_dir" ] || output_dir="$(python -c 'import sys; from sweagent.run.config_loading import build_config
-from sweagent.run.run_batch import RunBatchConfig; from pathlib import Path
-print(build_config(RunBatchConfig, [Path(sys.argv[1])], []).output_dir)' "$config")"
-# Also after unfinished rollouts (exit 1): the table shows what did finish.
-[ "$status" = 2 ] || [ ! -d "$output_dir" ] || python "$REPO/scripts/rollout_summary.py" "$output_dir"
+# Also after unfinished rollouts (exit 1): the table shows what did finish. Through oec_run, so Ctrl-C still stops
+# the script at once, killed by the signal.
+[ "$status" = 2 ] || oec_run python "$REPO/scripts/rollout_summary.py" ${output_dir:+"$output_dir"} --config "$config" || true
 echo "[generate_oec] done in $((SECONDS - started)) s"
 exit "$status"

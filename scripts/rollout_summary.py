@@ -5,6 +5,7 @@ model calls: every other call was a malformed answer), exit status, patch size a
 the rollout's log).
 
     python scripts/rollout_summary.py RUN_DIR
+    python scripts/rollout_summary.py --config CONFIG   # the run dir the config names (`output_dir`)
 """
 
 from __future__ import annotations
@@ -42,8 +43,23 @@ def _rate(steps: int, calls: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?")
+    parser.add_argument("--config", type=Path, help="without RUN_DIR: the run dir this run-batch config names")
     args = parser.parse_args()
+    if args.run_dir is None:
+        if args.config is None:
+            parser.error("give RUN_DIR or --config")
+        from sweagent.run.config_loading import build_config
+        from sweagent.run.run_batch import RunBatchConfig
+
+        from sweagent.utils.errors import OECError
+
+        try:
+            args.run_dir = build_config(RunBatchConfig, [args.config], []).output_dir
+        except OECError as exc:
+            parser.exit(2, f"rollout_summary.py: {exc}\n")
+    if not args.run_dir.is_dir():
+        return  # nothing ran there (the batch stopped before its first rollout)
     table = Table(title=f"rollouts in {args.run_dir}")
     table.add_column("rollout", overflow="fold", min_width=30)
     for column in ("switch drawn", "switched at", "student steps", "expert steps", "student well-formed",
