@@ -135,7 +135,8 @@ class SandboxBashSession:
             self.shell.sendcontrol("z")
             self.shell.expect(self._ps1, timeout=max(timeout, 5))
             output += _clean(self.shell.before)  # type: ignore[arg-type]
-            self.shell.sendline("kill -9 %1; wait %1 2>/dev/null")  # reaped here: no job notice in a later output
+            # Reaped and its notice taken here, so no `[1]+ Killed` shows up in a later command's output.
+            self.shell.sendline("kill -9 %1; wait %1 2>/dev/null; jobs >/dev/null 2>&1")
         output += self._sync("", timeout=max(timeout, 5))  # whatever prompts the interrupt left, then ours
         # The interrupted command's status and prompts are in there: never show a marker (one seen can be forged).
         output = self._status_re.sub("", output).replace(self._ps1, "")
