@@ -141,6 +141,18 @@ def test_a_command_deaf_to_ctrl_c_is_killed_and_leaves_no_job_notice_or_marker_b
     assert session.run("echo alive").output.split() == ["alive"]
 
 
+@pytest.mark.parametrize("command", ["while true; do :; done", "yes | cat > /dev/null", "while true; do sleep 1; done"],
+                         ids=["builtin_loop", "pipeline", "loop_of_children"])
+def test_interrupt_ends_shell_loops_and_pipelines_and_the_next_output_is_clean(session: Session, command: str) -> None:
+    """bash itself busy (a builtin loop), a foreground pipeline, a loop of children: one Ctrl-C ends each, and no
+    prompt, marker or job notice reaches the next command's output."""
+    with pytest.raises(CommandTimeoutError):
+        session.run(command, timeout=0.5)
+    interrupted = asyncio.run(session.runtime.run_in_session(BashInterruptAction()))
+    assert "OECPS1" not in interrupted.output and "OECRC" not in interrupted.output
+    assert session.run("echo alive; jobs").output == "alive\n"
+
+
 def test_writes_outside_the_writable_mounts_fail_and_the_host_is_untouched(session: Session, tmp_path: Path) -> None:
     hostname = Path("/etc/hostname").read_bytes()
     observation = session.run("touch /usr/x; rm -rf /etc/hostname; rm -f /data/canary.txt; touch /newdir; echo done")

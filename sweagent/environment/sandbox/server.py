@@ -107,8 +107,9 @@ class _Runtime:
     def run_in_session(self, action: dict[str, Any]) -> dict[str, Any]:
         session = self._session(action.get("session", "default"))
         if action.get("action_type") == "bash_interrupt":
-            observation = session.interrupt(timeout=action.get("timeout", 0.2), n_retry=action.get("n_retry", 3),
-                                            expect=action.get("expect") or [])
+            if action.get("expect"):
+                raise ValueError("an interrupt that waits for expect strings (an interactive program) is not supported by the sandbox's bash session")
+            observation = session.interrupt(timeout=action.get("timeout", 0.2), n_retry=action.get("n_retry", 3))
         elif action.get("is_interactive_command") or action.get("is_interactive_quit"):
             raise ValueError("interactive commands are not supported by the sandbox's bash session")
         else:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
+import time
 
 from typing import Any
 
@@ -120,27 +122,45 @@ class SandboxBashSession:
             )
         return _observation(output, None if check == "ignore" else int(status[1]), matched)
 
-    def interrupt(self, *, timeout: float, n_retry: int, expect: list[str] = ()) -> dict[str, Any]:
-        """Ctrl-C (a few times), else suspend and kill the foreground job; the shell, cwd and variables stay."""
-        output = ""
+    def interrupt(self, *, timeout: float, n_retry: int) -> dict[str, Any]:
+        """Ctrl-C (a few times) until the command has ended, else SIGKILL its process group; the shell, cwd and
+        variables stay. That it ended is read off the terminal (its foreground process group is bash's again), not off
+        a prompt: a Ctrl-C sent after a slow prompt would reach readline and leave stray prompts behind. A job is never
+        suspended (Ctrl-Z), so none stays in bash's job table to print a late `[1]+ Killed` into a later output."""
         for _ in range(n_retry):
-            self.shell.sendintr()
-            try:
-                self.shell.expect([*expect, self._ps1], timeout=timeout)
-            except pexpect.TIMEOUT:
-                continue
-            output += _clean(self.shell.before)  # type: ignore[arg-type]
-            break
+            self.shell.sendintr()  # bash itself may be busy (a builtin loop): the first Ctrl-C always goes
+            if self._foreground_is_shell(timeout):
+                break
         else:
-            self.shell.sendcontrol("z")
-            self.shell.expect(self._ps1, timeout=max(timeout, 5))
-            output += _clean(self.shell.before)  # type: ignore[arg-type]
-            # Reaped and its notice taken here, so no `[1]+ Killed` shows up in a later command's output.
-            self.shell.sendline("kill -9 %1; wait %1 2>/dev/null; jobs >/dev/null 2>&1")
-        output += self._sync("", timeout=max(timeout, 5))  # whatever prompts the interrupt left, then ours
+            self._kill_foreground()
+        output = self._sync("", timeout=max(timeout, 5))
         # The interrupted command's status and prompts are in there: never show a marker (one seen can be forged).
         output = self._status_re.sub("", output).replace(self._ps1, "")
         return _observation(output.strip(), 0, self._ps1)
+
+    def _foreground_group(self) -> int | None:
+        try:
+            return os.tcgetpgrp(self.shell.child_fd)  # Linux answers for the pty's other side
+        except OSError:
+            return None
+
+    def _foreground_is_shell(self, timeout: float) -> bool:
+        """Whether bash holds the terminal again (the command's process group has ended) within `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while self._foreground_group() not in (self.shell.pid, None):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _kill_foreground(self) -> None:
+        group = self._foreground_group()
+        if group not in (self.shell.pid, None):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended on its own meanwhile
+        self._foreground_is_shell(5)
 
     def close(self) -> None:
         """Close the pty and end bash (pexpect's pauses for that, 0.1 s each, cut to 5 ms)."""
