@@ -138,11 +138,13 @@ class FakeEnv:
     def interrupt_session(self) -> str:
         return ""
 
-    def set_env_variables(self, variables: dict[str, str]) -> None:
-        pass
-
     def upload(self, source: Path, target: str) -> None:
-        pass
+        if not source.is_dir():
+            self.files[target] = source.read_text(errors="replace")
+            return
+        for path in source.rglob("*"):
+            if path.is_file():
+                self.files[f"{target.rstrip('/')}/{path.relative_to(source).as_posix()}"] = path.read_text(errors="replace")
 
     def write_file(self, path: str, content: str) -> None:
         self.files[path] = content

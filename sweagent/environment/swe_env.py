@@ -102,11 +102,6 @@ class SWEEnv:
         observation = self._run(self.runtime.run_in_session(BashInterruptAction()))
         return observation.output
 
-    def set_env_variables(self, variables: dict[str, str]) -> None:
-        if variables:
-            exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in variables.items())
-            self.communicate(f"export {exports}", check=True)
-
     def upload(self, source: Path, target: str) -> None:
         self._run(self.runtime.upload(UploadRequest(source_path=str(source), target_path=target)))
 

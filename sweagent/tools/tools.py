@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,29 +184,34 @@ class ToolConfig(BaseModel):
         return [Bundle(path=REGISTRY_BUNDLE), *self.bundles]
 
     def install(self, env: SWEEnv, working_dir: str) -> None:
-        """Copy the bundles into the environment, put their bin/ on PATH and write the registry."""
-        env.communicate(f"mkdir -p {TOOLS_DIR}", check=True)
-        bin_dirs = []
-        for bundle in self._installed_bundles():
-            target = f"{TOOLS_DIR}/{bundle.name}"
-            env.upload(bundle.path, target)
-            env.communicate(f"chmod +x {target}/bin/* 2>/dev/null; true")
-            bin_dirs.append(f"{target}/bin")
-        packages = tuple(sorted({name for bundle in self._installed_bundles() for name in bundle.python_packages}))
+        """Copy the bundles, the registry and an empty state into the environment, put the bundles' bin/ on PATH
+        and export the variables; then source the install scripts. One upload and one command (plus one per install
+        script) instead of a round trip for every bundle and setting: this runs before a rollout's first step."""
+        bundles = self._installed_bundles()
+        packages = tuple(sorted({name for bundle in bundles for name in bundle.python_packages}))
         registry = {"ROOT": working_dir, **provide(env, packages), "PROBLEM_STATEMENT": env.problem.problem_statement,
                     **self.registry_variables}
-        env.write_file(REGISTRY_PATH, json.dumps(registry))
-        env.write_file(STATE_PATH, "{}")
+        with tempfile.TemporaryDirectory(prefix="oec-tools-") as staging:
+            home = Path(staging) / "root"
+            for bundle in bundles:
+                shutil.copytree(bundle.path, home / "tools" / bundle.name, symlinks=True)
+            (home / Path(REGISTRY_PATH).name).write_text(json.dumps(registry))
+            (home / Path(STATE_PATH).name).write_text("{}")
+            env.upload(home, str(Path(REGISTRY_PATH).parent))
         exports = {**{k: str(v) for k, v in self.env_variables.items()}, "ROOT": working_dir}
-        env.set_env_variables(exports)
+        bin_dirs = ":".join(f"{TOOLS_DIR}/{bundle.name}/bin" for bundle in bundles)
+        setup = ["export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items())]
         if bin_dirs:
-            env.communicate(f"export PATH={':'.join(bin_dirs)}:$PATH", check=True)
-        for bundle in self._installed_bundles():  # after PATH and registry are set: install scripts call _write_env
-            if (bundle.path / "install.sh").is_file():
-                # sourced, as SWE-agent does, so what an install script exports stays in the session
-                env.communicate(f"cd {TOOLS_DIR}/{bundle.name} && source install.sh", check=True, timeout=self.install_timeout)
+            setup.append(f"export PATH={bin_dirs}:$PATH")
+        cd = f"cd {shlex.quote(working_dir)}"
+        env.communicate(f"chmod +x {TOOLS_DIR}/*/bin/* 2>/dev/null; " + " && ".join([*setup, cd]), check=True)
+        scripts = [bundle for bundle in bundles if (bundle.path / "install.sh").is_file()]
+        for bundle in scripts:  # after PATH and registry are set: install scripts call _write_env
+            # sourced, as SWE-agent does, so what an install script exports stays in the session
+            env.communicate(f"cd {TOOLS_DIR}/{bundle.name} && source install.sh", check=True, timeout=self.install_timeout)
         for command in self.reset_commands:
             line = command if isinstance(command, str) else " && ".join(command)
             env.communicate(line, check=True, timeout=self.install_timeout)
-        env.communicate(f"cd {shlex.quote(working_dir)}", check=True)
+        if scripts or self.reset_commands:
+            env.communicate(cd, check=True)
 
