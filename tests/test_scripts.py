@@ -2,8 +2,9 @@
 
 Fast tests: `--help`, one-line usage errors (exit 2) for an option without its value and for an unknown option.
 Slow tests: the local model servers a script starts are stopped on every way out (an error, Ctrl-C, SIGTERM, also
-while a server is still starting), and die with a starter that was killed with SIGKILL. Each waits for a real
-condition (a process or a state file appears or goes), never for a fixed time.
+while a server is still starting), and die with a starter that was killed with SIGKILL. Each starts the script as a
+terminal would (signals at their defaults) and waits for a real condition (a process or a state file appears or
+goes), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -196,14 +197,18 @@ def _wait_for(condition: Callable[[], object], what: str, script: subprocess.Pop
 
 
 class Starter:
-    """One run of a script that starts local models, in its own process group (so Ctrl-C can be sent to it)."""
+    """One run of a script that starts local models, as a terminal runs a foreground job: in its own process group
+    (so Ctrl-C can be sent to it) and with every signal at its default disposition. A suite started in the background
+    (`scripts/test.sh &`) ignores SIGINT and SIGQUIT and would pass that on; a script that starts with SIGINT ignored
+    rightly keeps ignoring it (bash cannot trap it), so Ctrl-C would not reach it at all."""
 
     def __init__(self, script: str, args: list[str], cache: Path, cwd: Path) -> None:
         self.state_dir = cache / "servers"
         self.log = cwd / "script.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(
-                ["bash", str(REPO / script), *args], cwd=cwd, env=_clean_env(OEC_CACHE=str(cache)),
+                ["env", "--default-signal", "bash", str(REPO / script), *args], cwd=cwd,
+                env=_clean_env(OEC_CACHE=str(cache)),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
