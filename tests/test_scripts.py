@@ -2,9 +2,9 @@
 
 Fast tests: `--help`, one-line usage errors (exit 2) for an option without its value and for an unknown option.
 Slow tests: the local model servers a script starts are stopped on every way out (an error, Ctrl-C, SIGTERM, also
-while a server is still starting), and die with a starter that was killed with SIGKILL. Each starts the script as a
-terminal would (signals at their defaults) and waits for a real condition (a process or a state file appears or
-goes), never for a fixed time.
+while a server is still starting), and die with a starter that was killed with SIGKILL; Ctrl-C stops a shell loop
+around a sweagent command. Each starts the script as a terminal would (signals at their defaults) and waits for a
+real condition (a process or a state file appears or goes), never for a fixed time.
 """
 
 from __future__ import annotations
@@ -291,6 +291,21 @@ def test_generate_oec_stops_its_servers_and_run_batch_on_a_signal(starter, ctrl_
     assert run.wait() == -(signal.SIGINT if ctrl_c else signal.SIGTERM)
     assert _pid_start_ticks(child) is None
     _assert_all_stopped(run)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_shell_loop_around_a_sweagent_command(starter, tmp_path: Path) -> None:
+    """A shell goes on after a child that caught Ctrl-C and exited, whatever its status: the CLI reports the
+    interrupt on one line and then ends killed by SIGINT, so the loop (and the shell) stops there."""
+    loop = tmp_path / "loop.sh"
+    loop.write_text(f'for attempt in 1 2; do "{REPO}/.venv/bin/sweagent" serve-local start student; '
+                    'echo "attempt $attempt ended"; done\n')
+    run = starter(str(loop))
+    _wait_for(lambda: _our_servers(run.state_dir), "the student server", run.process)  # loading its model
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.wait() == -signal.SIGINT, run.output()
+    assert run.output().strip().splitlines()[-1] == "sweagent serve-local: interrupted", run.output()
+    assert "Traceback" not in run.output()
 
 
 @pytest.mark.slow

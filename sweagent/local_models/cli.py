@@ -116,6 +116,3 @@ def main(argv: list[str] | None = None) -> int:
     except OECError as exc:  # LocalModelError, or a config error of `used`
         print(f"sweagent serve-local: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sweagent serve-local: interrupted", file=sys.stderr)
-        return 130

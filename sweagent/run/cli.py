@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from types import TracebackType
 
 from sweagent.utils.errors import OECError
 from sweagent.utils.log import setup_cli_output
@@ -47,6 +48,14 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _quiet_about_interrupts(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """The hook for a Ctrl-C that `main` reported and let go on: no traceback. Python then shuts down as usual
+    (atexit cleanup, flushed output) and ends killed by SIGINT, which is what tells a calling shell that Ctrl-C ended
+    the command, so its script or loop stops too; an exit status of 130 would read as a normal end."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in {"-h", "--help"}:
@@ -66,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"sweagent {name}: interrupted", file=sys.stderr)
-        return 130
+        sys.excepthook = _quiet_about_interrupts
+        raise
 
 
 if __name__ == "__main__":
