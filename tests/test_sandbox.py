@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -151,6 +152,27 @@ def test_interrupt_ends_shell_loops_and_pipelines_and_the_next_output_is_clean(s
     interrupted = asyncio.run(session.runtime.run_in_session(BashInterruptAction()))
     assert "OECPS1" not in interrupted.output and "OECRC" not in interrupted.output
     assert session.run("echo alive; jobs").output == "alive\n"
+
+
+def test_commands_start_with_every_signal_at_its_default_even_when_oec_ignores_sigint(workspace: Path, tmp_path: Path) -> None:
+    """As from a terminal, whatever OEC inherited: Python's ignored SIGPIPE would make `yes | head` print 'Broken
+    pipe' into the observation, and an OEC started in the background by a shell (SIGINT ignored) would pass a
+    Ctrl-C-deaf shell to the agent and to the tests a grader runs."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        deployment = SandboxDeploymentConfig().get_deployment(workspace=workspace, home=tmp_path / "home", tmp=tmp_path / "tmp")
+        asyncio.run(deployment.start())
+        try:
+            asyncio.run(deployment.runtime.create_session(CreateBashSessionRequest()))
+            session = Session(deployment)
+            assert session.run("sh -c 'grep SigIgn /proc/$$/status'").output.split() == ["SigIgn:", "0" * 16]
+            assert session.run("yes | head -1; echo ${PIPESTATUS[@]}").output.split() == ["y", "141", "0"]
+        finally:
+            asyncio.run(deployment.stop())
+        graded = run_sandboxed("grep SigIgn /proc/self/status", workspace=workspace, timeout=30)
+        assert graded.output.split() == ["SigIgn:", "0" * 16]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_writes_outside_the_writable_mounts_fail_and_the_host_is_untouched(session: Session, tmp_path: Path) -> None:

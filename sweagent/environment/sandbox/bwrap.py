@@ -16,6 +16,7 @@ the resource limits of `limits.py`. The session deployment (`deployment.py`) and
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import shutil
 import signal
@@ -310,6 +311,15 @@ def spawn_sandbox(layout: SandboxLayout, command: Sequence[str], **popen_kwargs:
     return SandboxProcess(popen, cgroups)
 
 
+@functools.cache
+def _default_signals_prefix() -> tuple[str, ...]:
+    """`env --default-signal` (coreutils 8.31+; the sandbox shows the host's /usr), where the system has it: a
+    `bash -c` command then starts with every signal at its default even when this process ignores SIGINT (started
+    in the background by a shell), which bash cannot undo itself; the tests a grader runs see Ctrl-C as usual."""
+    usable = subprocess.run(["env", "--default-signal", "true"], capture_output=True).returncode == 0
+    return ("env", "--default-signal") if usable else ()
+
+
 @contextmanager
 def scratch_dirs(base: str | Path | None = None) -> Iterator[tuple[Path, Path]]:
     """A fresh per-instance (home, tmp) pair of host directories, removed afterwards."""
@@ -386,7 +396,7 @@ def run_sandboxed(
             disk = DiskWatch(layout.writable, layout.limits.disk_mb)
             started = time.monotonic()
             sandbox = spawn_sandbox(
-                layout, ["bash", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                layout, [*_default_signals_prefix(), "bash", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
             output = _BoundedOutput(max_output_bytes)
             reader = threading.Thread(target=_drain, args=(sandbox.popen, output), daemon=True)

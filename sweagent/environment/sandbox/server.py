@@ -17,6 +17,7 @@ import ctypes
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -73,6 +74,16 @@ def _forbid_fd_access() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         print(f"sandbox_server: prctl(PR_SET_DUMPABLE) failed: errno {ctypes.get_errno()}", file=sys.stderr)
+
+
+def _default_signals() -> None:
+    """Every ignored signal back to its default, so the commands start as from a terminal: Python ignores SIGPIPE
+    and SIGXFSZ (then `cat f | head` prints 'Broken pipe' into the observation), and a host started in the
+    background by a shell has SIGINT and SIGQUIT ignored (then Ctrl-C would not stop a command); children inherit
+    an ignored signal through exec."""
+    for number in signal.valid_signals():
+        if number not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
 
 
 class _Runtime:
@@ -206,6 +217,7 @@ def serve(requests: BinaryIO, replies: _Replies) -> None:
 
 def main() -> int:
     _forbid_fd_access()
+    _default_signals()
     requests, replies = _claim_stdio() if sys.argv[1:] == ["--stdio"] else _claim_pipes(int(sys.argv[1]), int(sys.argv[2]))
     serve(requests, _Replies(replies))
     return 0
