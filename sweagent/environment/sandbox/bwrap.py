@@ -298,26 +298,27 @@ class SandboxProcess:
             self._cgroups = None
 
 
+@functools.cache
+def _default_signals_prefix() -> tuple[str, ...]:
+    """`env --default-signal` (coreutils 8.31+; the sandbox shows the host's /usr), where the system has it: every
+    sandbox process then starts with every signal at its default even when OEC ignores SIGINT (started in the
+    background by a shell), which a `bash -c` command cannot undo itself; commands and the tests a grader runs see
+    Ctrl-C as from a terminal."""
+    usable = subprocess.run(["env", "--default-signal", "true"], capture_output=True).returncode == 0
+    return ("env", "--default-signal") if usable else ()
+
+
 def spawn_sandbox(layout: SandboxLayout, command: Sequence[str], **popen_kwargs: object) -> SandboxProcess:
     """Start `command` in the sandbox, limited from its first instruction; bwrap gets an empty environment."""
     cgroups = make_cgroups(layout.limits)
     try:
-        argv = sandbox_argv(layout, command, cgroups)
+        argv = sandbox_argv(layout, [*_default_signals_prefix(), *command], cgroups)
         popen = _SPAWNER.submit(subprocess.Popen, argv, env={}, start_new_session=True, **popen_kwargs).result()
     except BaseException:
         if cgroups is not None:
             cgroups.remove()
         raise
     return SandboxProcess(popen, cgroups)
-
-
-@functools.cache
-def _default_signals_prefix() -> tuple[str, ...]:
-    """`env --default-signal` (coreutils 8.31+; the sandbox shows the host's /usr), where the system has it: a
-    `bash -c` command then starts with every signal at its default even when this process ignores SIGINT (started
-    in the background by a shell), which bash cannot undo itself; the tests a grader runs see Ctrl-C as usual."""
-    usable = subprocess.run(["env", "--default-signal", "true"], capture_output=True).returncode == 0
-    return ("env", "--default-signal") if usable else ()
 
 
 @contextmanager
@@ -396,7 +397,7 @@ def run_sandboxed(
             disk = DiskWatch(layout.writable, layout.limits.disk_mb)
             started = time.monotonic()
             sandbox = spawn_sandbox(
-                layout, [*_default_signals_prefix(), "bash", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+                layout, ["bash", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
             )
             output = _BoundedOutput(max_output_bytes)
             reader = threading.Thread(target=_drain, args=(sandbox.popen, output), daemon=True)

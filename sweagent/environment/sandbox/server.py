@@ -78,9 +78,8 @@ def _forbid_fd_access() -> None:
 
 def _default_signals() -> None:
     """Every ignored signal back to its default, so the commands start as from a terminal: Python ignores SIGPIPE
-    and SIGXFSZ (then `cat f | head` prints 'Broken pipe' into the observation), and a host started in the
-    background by a shell has SIGINT and SIGQUIT ignored (then Ctrl-C would not stop a command); children inherit
-    an ignored signal through exec."""
+    and SIGXFSZ at its own start (then `cat f | head` prints 'Broken pipe' into the observation), and children
+    inherit an ignored signal through exec. (What the host ignored, spawn_sandbox already reset where it could.)"""
     for number in signal.valid_signals():
         if number not in (signal.SIGKILL, signal.SIGSTOP) and signal.getsignal(number) == signal.SIG_IGN:
             signal.signal(number, signal.SIG_DFL)

@@ -160,7 +160,6 @@ class SandboxBashSession:
                 os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
                 pass  # it ended on its own meanwhile
-        self._foreground_is_shell(5)
 
     def close(self) -> None:
         """Close the pty and end bash (pexpect's pauses for that, 0.1 s each, cut to 5 ms)."""
