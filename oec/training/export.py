@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sweagent.environment.task_repos.source_cache import SourceError, fetch_sdist
+from sweagent.environment.task_repos.source_cache import SourceError, extract_data_members, fetch_sdist
 from sweagent.instance import PyPISdistSource
 from sweagent.local_models.trained import TrainedModel, register_trained
 from sweagent.utils.cache import cache_root
@@ -55,7 +55,10 @@ def converter_tree() -> Path:
                 if relative != member.name and relative.startswith(_WANTED) and (member.isfile() or member.isdir()):
                     member.name = relative
                     members.append(member)
-            tarred.extractall(scratch, members=members, filter="data")
+            extract_data_members(tarred, members, scratch, archive)
+    except SourceError as exc:
+        raise TrainingError(f"cannot unpack llama.cpp's GGUF converters: {exc}") from None
+    else:
         try:
             os.rename(scratch, final)
         except OSError:

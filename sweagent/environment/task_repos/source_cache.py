@@ -92,10 +92,15 @@ def _extract(archive: Path, into: Path) -> None:
             zipped.extractall(into)
     else:
         with tarfile.open(archive) as tarred:
-            # Checked here on every Python (Debian 12's 3.11.2 has no PEP 706 filters), and filtered too where it has.
-            members = [_data_member(member, archive) for member in tarred.getmembers()]
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tarred.extractall(into, members=members, **extra)
+            extract_data_members(tarred, tarred.getmembers(), into, archive)
+
+
+def extract_data_members(tarred: tarfile.TarFile, members: list[tarfile.TarInfo], into: Path, archive: Path) -> None:
+    """Extract `members`, each checked here on every Python (Debian 12's 3.11.2 has no PEP 706 filters) and
+    filtered by `data` too where the Python has it."""
+    checked = [_data_member(member, archive) for member in members]
+    extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    tarred.extractall(into, members=checked, **extra)
 
 
 def _data_member(member: tarfile.TarInfo, archive: Path) -> tarfile.TarInfo:
