@@ -9,6 +9,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/scripts/cli.sh"
 STATE="${OEC_CACHE:-$HOME/.cache/oec}/docker"
+# dockerd and debootstrap live in sbin, which a clean environment (env -i, cron, a non-login shell) leaves off PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 start_engine() {
   local sudo=""
