@@ -1,5 +1,3 @@
-import sys
+from sweagent.run.cli import entry
 
-from sweagent.run.cli import main
-
-sys.exit(main())
+entry()

@@ -3,9 +3,9 @@
 Usage: python scripts/bench/vs_mini.py [--pairs 10] [--mini-version 2.4.6] [--against GIT_REV]
 
 mini-swe-agent is installed from the package registry into a temporary venv (never a project dependency; its own
-dependencies come from this venv through a .pth). Each pair runs, in turn: our agent (`run_one` with a replay
-model in a fresh process: it builds the task workspace of a demo addict instance and runs commands in its bubblewrap
-sandbox), mini's DefaultAgent with its DeterministicModel and LocalEnvironment in a fresh process inside a
+dependencies come from this venv through a .pth). Each pair runs, in turn: our agent (`sweagent run` through its
+console entry, with a replay model, in a fresh process: it builds the task workspace of a demo addict instance and
+runs commands in its bubblewrap sandbox), mini's DefaultAgent with its DeterministicModel and LocalEnvironment in a fresh process inside a
 bubblewrap sandbox of the same layout (workspace prepared beforehand, writable at /testbed; read-only system, no
 network, the unprivileged user, the task's test venv; the copy of the prepared workspace and its removal are timed
 apart), and the same commands as bare `bash -c` on a host copy.
@@ -52,16 +52,11 @@ FIRST, LAST = slice(0, 5), slice(25, 30)
 
 
 # ---- child processes -------------------------------------------------------------------------------------------------
-def run_ours(out: Path, timings: Path, ro_binds: list[str]) -> None:
-    """Our agent on the instance, steps timed; writes {first_step_at, step_starts, execution, end_at}. `ro_binds`:
-    what another commit's sandbox server must be shown (see other_commit.py)."""
+def run_ours(out: Path, ro_binds: list[str]) -> None:
+    """`sweagent run` on the instance through its console entry (early environment start, exit without teardown), steps
+    timed by patching the agent's step as its module loads; writes {step_starts, execution, end_at, traj_bytes}.
+    `ro_binds`: what another commit's sandbox server must be shown (see other_commit.py)."""
     import yaml
-
-    from sweagent.agent.agents import DefaultAgent
-    from sweagent.environment.problem import InstanceProblem
-    from sweagent.instance import find_instance
-    from sweagent.run.config_loading import build_config
-    from sweagent.run.run_single import RunSingleConfig, dump_config, run_one
 
     outputs = [f"Step {i}.\n<function=bash><parameter=command>{c}</parameter></function>" for i, c in enumerate(COMMANDS)]
     (out / "replay.yaml").write_text(yaml.safe_dump([*outputs, "Done.\n<function=submit></function>"]))
@@ -70,23 +65,60 @@ def run_ours(out: Path, timings: Path, ro_binds: list[str]) -> None:
         "tools": {"bundles": [{"path": "tools/registry"}, {"path": "tools/edit_anthropic"}, {"path": "tools/submit"}],
                   "parse_function": {"type": "xml_function_calling"}},
         "model": {"type": "replay", "replay_path": str(out / "replay.yaml")}}, "output_dir": str(out / "run"),
+        "instance_file": str(REPO / "config/demo/instances.json"), "instance_id": INSTANCE_ID,
         **({"env": {"deployment": {"type": "sandbox", "ro_binds": ro_binds}}} if ro_binds else {})}))
-    config = build_config(RunSingleConfig, [out / "config.yaml"], [])
     starts: list[float] = []
-    original_step = DefaultAgent.step
 
-    def timed_step(self: DefaultAgent, env):  # type: ignore[no-untyped-def]
-        starts.append(time.monotonic())
-        return original_step(self, env)
+    def time_steps(agents) -> None:  # type: ignore[no-untyped-def]
+        original_step = agents.DefaultAgent.step
 
-    DefaultAgent.step = timed_step  # type: ignore[method-assign]
-    problem = InstanceProblem(find_instance(REPO / "config/demo/instances.json", INSTANCE_ID))
-    trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id=INSTANCE_ID,
-                         replay_config=dump_config(config))
-    assert trajectory.info.exit_status == "submitted", trajectory.info.exit_status
-    timings.write_text(json.dumps({"step_starts": starts, "end_at": time.monotonic(),
-                                   "execution": [step.execution_time for step in trajectory.trajectory],
-                                   "traj_bytes": (config.output_dir / INSTANCE_ID / f"{INSTANCE_ID}.traj").stat().st_size}))
+        def timed_step(self, env):  # type: ignore[no-untyped-def]
+            starts.append(time.monotonic())
+            return original_step(self, env)
+
+        agents.DefaultAgent.step = timed_step
+
+    def record_end(run_single) -> None:  # type: ignore[no-untyped-def]
+        original_run_one = run_single.run_one
+
+        def timed_run_one(*args, **kwargs):  # type: ignore[no-untyped-def]
+            trajectory = original_run_one(*args, **kwargs)
+            end_at = time.monotonic()
+            assert trajectory.info.exit_status == "submitted", trajectory.info.exit_status
+            (out / "timings.json").write_text(json.dumps({
+                "step_starts": starts, "end_at": end_at, "execution": [step.execution_time for step in trajectory.trajectory],
+                "traj_bytes": (out / "run" / INSTANCE_ID / f"{INSTANCE_ID}.traj").stat().st_size}))
+            return trajectory
+
+        run_single.run_one = timed_run_one
+
+    sys.meta_path.insert(0, _AfterImport({"sweagent.agent.agents": time_steps, "sweagent.run.run_single": record_end}))
+    sys.argv = ["sweagent", "run", "--config", str(out / "config.yaml")]
+    from sweagent.run import cli
+
+    getattr(cli, "entry", lambda: sys.exit(cli.main()))()  # --against an older commit: its exit
+
+
+class _AfterImport:
+    """A module finder that calls `patches[name](module)` once the module `name` has loaded (and finds nothing itself)."""
+
+    def __init__(self, patches: dict) -> None:  # type: ignore[type-arg]
+        self.patches = patches
+
+    def find_spec(self, name: str, path, target=None):  # type: ignore[no-untyped-def]
+        if name not in self.patches:
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        load, patch = spec.loader.exec_module, self.patches.pop(name)
+
+        def exec_module(module) -> None:  # type: ignore[no-untyped-def]
+            load(module)
+            patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def run_mini(out: Path) -> None:
@@ -219,7 +251,7 @@ def main() -> None:
     parser.add_argument("--child-mini", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
-        return run_ours(args.child_ours, args.child_ours / "timings.json", args.child_ro_bind)
+        return run_ours(args.child_ours, args.child_ro_bind)
     if args.child_mini:
         return run_mini(args.child_mini)
     with contextlib.ExitStack() as stack:

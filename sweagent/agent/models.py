@@ -291,6 +291,8 @@ class ReplayModel:
 def _load_replay_outputs(path: Path, instance_id: str | None) -> list[ModelOutput]:
     import yaml
 
+    from sweagent.utils.yaml_text import load_yaml
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: replay file does not exist (key 'agent.model.replay_path')")
     if path.suffix == ".traj":
@@ -303,7 +305,7 @@ def _load_replay_outputs(path: Path, instance_id: str | None) -> list[ModelOutpu
         if path.suffix == ".jsonl":
             data: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
         else:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
     except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = f"line {mark.line + 1}: {exc.problem}" if mark is not None else " ".join(str(exc).split())[:200]  # type: ignore[attr-defined]

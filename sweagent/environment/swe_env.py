@@ -7,8 +7,11 @@ config's business, as in SWE-ReX.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shlex
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,7 @@ class SWEEnv:
         self.problem = problem
         self._loop = asyncio.new_event_loop()
         self._deployment: Any = None
+        self._starting: Future[None] | None = None
         self.last_exit_code: int | None = None
 
     def _run(self, coroutine: Any) -> Any:
@@ -79,8 +83,30 @@ class SWEEnv:
     def runtime(self) -> Any:
         return self._deployment.runtime
 
+    def start_in_background(self) -> None:
+        """Begin `start` on a helper thread, so the caller loads or builds other things meanwhile (the sandbox and the
+        workspace are mostly other processes' work); `start` then waits for it and raises what it raised."""
+        starting: Future[None] = Future()
+
+        def run() -> None:
+            try:
+                self._start()
+            except BaseException as exc:  # handed to whoever calls start()
+                starting.set_exception(exc)
+            else:
+                starting.set_result(None)
+
+        self._starting = starting
+        threading.Thread(target=run, name="oec-env-start", daemon=True).start()
+
     def start(self) -> None:
         """Start the deployment the config prepares for the problem and open the shell in the working directory."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            return starting.result()
+        self._start()
+
+    def _start(self) -> None:
         self._deployment = self.config.deployment.for_problem(self.problem, self.config)
         self._run(self._deployment.start())
         self._run(self.runtime.create_session(CreateBashSessionRequest(startup_timeout=self.config.startup_timeout)))
@@ -120,6 +146,9 @@ class SWEEnv:
         return self.read_file("/root/.oec_patch.diff")
 
     def close(self) -> None:
+        if self._starting is not None:  # a start still under way: let it finish, then stop what it started
+            with contextlib.suppress(Exception):  # it was never taken: nobody else reports it
+                self.start()
         try:
             if self._deployment is not None:
                 self._run(self._deployment.stop())

@@ -17,24 +17,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from sweagent.agent.agents import AgentConfig, DefaultAgent, Profile
 from sweagent.agent.model_factory import get_model
 from sweagent.agent.models import LiteLLMModel, Model
 from sweagent.agent.retry_agent import AnyAgentConfig, RetryAgent, RetryAgentConfig
 from sweagent.agent.templates import TemplateError
-from sweagent.environment.problem import InstanceProblem, LocalRepoProblem, ProblemSource
+from sweagent.environment.problem import ProblemSource
 from sweagent.environment.swe_env import EnvironmentConfig, SWEEnv
-from sweagent.instance import find_instance
 from sweagent.predictions import Prediction, write_prediction
+from sweagent.run import early_start
 from sweagent.run.config_loading import ConfigError, build_config, parse_cli, redact, resolve_config_path
+from sweagent.run.early_start import DEFAULT_CONFIG, RunTarget
 from sweagent.trajectory import Trajectory, traj_path
 from sweagent.utils.errors import OECError
 from sweagent.utils.files import write_text_atomic
 from sweagent.utils.secrets import RedactingFilter
 
-DEFAULT_CONFIG = "config/default.yaml"
 BATCH_ONLY_KEYS = ("instances", "num_workers", "rollouts_per_instance", "branches", "executor", "redo_existing",
                    "retry_infra_failures", "abort_after_identical_failures")
 """Keys of a run-batch config that `sweagent run` skips, so one config file serves both commands."""
@@ -43,45 +43,15 @@ INFRA_EXIT_CAUSES = frozenset({"ModelUnavailableError", "BranchDiverged"})
 a branch's replayed prefix came out otherwise than recorded (run-batch records that branch as skipped)."""
 
 
-class RunSingleConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunSingleConfig(RunTarget):
+    """A `sweagent run` config: what to solve and where (`RunTarget`), the agent, and where its files go."""
 
     agent: AnyAgentConfig
     """The agent: templates, tools, model (or `type: retry` with several agents and a retry loop)."""
-    env: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
-    """Where the repository lives and commands run."""
     output_dir: Path = Path("trajectories")
     """Run directory: <output_dir>/<id>/<id>.traj, .pred, .patch."""
-    instance_file: Path | None = None
-    """SWE-smith JSON/JSONL file holding the instance to solve."""
-    instance_id: str | None = None
-    """Which instance of `instance_file` to solve."""
-    repo_path: Path | None = None
-    """Instead of an instance: a local repository to work on."""
-    problem_statement: str | None = None
-    """With `repo_path`: the problem, as text."""
-    problem_statement_file: Path | None = None
-    """With `repo_path`: the problem, from a file."""
     seed: int = 0
     """Run seed (switch points of a switching model are drawn from it)."""
-
-
-def problem_from_config(config: RunSingleConfig) -> ProblemSource:
-    if config.instance_file is not None:
-        if not config.instance_id:
-            raise ConfigError("command line: key 'instance_id': required with --instance_file")
-        return InstanceProblem(find_instance(resolve_config_path(config.instance_file), config.instance_id))
-    if config.repo_path is not None:
-        if config.problem_statement_file is not None:
-            if not config.problem_statement_file.is_file():
-                raise ConfigError(f"{config.problem_statement_file}: problem statement file does not exist")
-            statement = config.problem_statement_file.read_text()
-        elif config.problem_statement:
-            statement = config.problem_statement
-        else:
-            raise ConfigError("command line: key 'problem_statement': required with --repo_path (text or --problem_statement_file)")
-        return LocalRepoProblem(config.repo_path, statement)
-    raise ConfigError("command line: give --instance_file with --instance_id, or --repo_path with --problem_statement")
 
 
 def build_agent(agent_config: AgentConfig | RetryAgentConfig, *, instance_id: str, replay_config: str | None, seed: int,
@@ -191,13 +161,14 @@ def _with_problem_statement(replay_config: str | None, problem: ProblemSource) -
 
 def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: ProblemSource, *, output_dir: Path,
             traj_id: str, replay_config: str | None, seed: int = 0,
-            earlier_attempts: list[dict[str, Any]] | None = None, build: Callable[..., DefaultAgent] = build_agent) -> Trajectory:
+            earlier_attempts: list[dict[str, Any]] | None = None, build: Callable[..., DefaultAgent] = build_agent,
+            environment: SWEEnv | None = None) -> Trajectory:
     """Run one rollout and write its .traj, .patch and (last) .pred; the trajectory is readable even after a crash.
 
     An infrastructure failure (`is_infrastructure_failure`) gets no .pred, so it counts as unfinished and a rerun
     tries it again. `earlier_attempts` (what ended the previous tries of this rollout) is recorded in the
     trajectory's `info.earlier_attempts`. `build` makes the agent (`build_agent`'s signature; run-batch's branches
-    pass their own).
+    pass their own). `environment`: one already starting for this problem and `env_config` (`early_start`).
     """
     replay_config = _with_problem_statement(replay_config, problem)
     run_dir = output_dir / traj_id
@@ -210,7 +181,7 @@ def run_one(agent_config: AgentConfig, env_config: EnvironmentConfig, problem: P
     root = logging.getLogger("sweagent")
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    env = SWEEnv(env_config, problem)
+    env = environment or SWEEnv(env_config, problem)
     try:
         agent = build(agent_config, instance_id=problem.id, replay_config=replay_config, seed=seed, traj_id=traj_id)
         started = False
@@ -254,14 +225,15 @@ def main(argv: list[str] | None = None) -> int:
         config_files, overrides = parse_cli(argv)
         config = build_config(RunSingleConfig, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides,
                               ignore_keys=BATCH_ONLY_KEYS)
-        problem = problem_from_config(config)
+        problem = config.problem()
         prepare_output_dir(config.output_dir)
         check_agent(config.agent, config.env, problem, config.seed)
     except OECError as exc:  # every bad-input error of OEC derives from it
         print(f"sweagent run: {exc}", file=sys.stderr)
         return 2
     trajectory = run_one(config.agent, config.env, problem, output_dir=config.output_dir, traj_id=problem.id,
-                         replay_config=dump_config(config), seed=config.seed)
+                         replay_config=dump_config(config), seed=config.seed,
+                         environment=early_start.take(config.env, problem))
     info = trajectory.info
     print(f"{problem.id}: {info.exit_status} after {len(trajectory.trajectory)} steps "
           f"-> {traj_path(config.output_dir, problem.id)}")

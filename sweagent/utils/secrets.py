@@ -23,11 +23,12 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any, TextIO
 
 MASK = "***redacted***"
 MIN_SECRET_LENGTH = 8
-_SECRET_ENV_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|_PASSWORD)$|API_KEY", re.IGNORECASE)
+_SECRET_ENV_NAME = re.compile(rb"(_KEY|_TOKEN|_SECRET|_PASSWORD)$|API_KEY", re.IGNORECASE)  # os.environb's names
 _registered: set[str] = set()
 _lock = threading.Lock()
 
@@ -41,8 +42,8 @@ def register_secret(value: str | None) -> None:
 
 def secret_values() -> frozenset[str]:
     """The registered values plus those of secret-named environment variables, read now (the environment changes)."""
-    from_env = {value for name, value in os.environ.copy().items()
-                if _SECRET_ENV_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
+    named = (os.fsdecode(value) for name, value in os.environb.items() if _SECRET_ENV_NAME.search(name))  # decodes only these
+    from_env = {value for value in named if len(value) >= MIN_SECRET_LENGTH}
     with _lock:
         return frozenset(_registered | from_env)
 
@@ -57,24 +58,38 @@ def _forms(values: frozenset[str]) -> tuple[tuple[str, ...], re.Pattern[str]]:
 
 def redact_text(text: str) -> str:
     """`text` with every secret replaced by MASK."""
-    values = secret_values()
-    if not values or not text:
-        return text
-    forms, pattern = _forms(values)
-    if not any(form in text for form in forms):  # the usual case, and much faster than the regular expression
-        return text
-    return pattern.sub(MASK, text)
+    return _masker(secret_values())(text)
 
 
 def redact_data(data: Any) -> Any:
-    """A copy of JSON-like data (dicts, lists, strings) with every secret in its strings replaced by MASK."""
-    if isinstance(data, str):
-        return redact_text(data)
-    if isinstance(data, dict):
-        return {redact_data(key): redact_data(value) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [redact_data(item) for item in data]
-    return data
+    """A copy of JSON-like data (dicts, lists, strings) with every secret in its strings replaced by MASK (the
+    secrets are read once for the whole structure)."""
+    mask = _masker(secret_values())
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if isinstance(item, dict):
+            return {walk(key): walk(value) for key, value in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(element) for element in item]
+        return item
+
+    return walk(data)
+
+
+def _masker(values: frozenset[str]) -> Callable[[str], str]:
+    """A function masking `values` in a text."""
+    if not values:
+        return lambda text: text
+    forms, pattern = _forms(values)
+
+    def mask(text: str) -> str:
+        if not text or not any(form in text for form in forms):  # the usual case, much faster than the expression
+            return text
+        return pattern.sub(MASK, text)
+
+    return mask
 
 
 class RedactingFilter(logging.Filter):

@@ -28,6 +28,8 @@ from swerex.exceptions import BashIncorrectSyntaxError, CommandTimeoutError, Non
 _SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \"#$%&()*+,-./:;<=>?@[]^_`{|}~")
 _ESCAPES = {ord("\\"): "\\\\", ord("'"): "\\'", ord("\n"): "\\n", ord("\t"): "\\t"}
 _ANSI_ESCAPE = re.compile(r"\x1B[@-_][0-?]*[ -/]*[@-~]")
+_READ_BYTES = 65536
+"""Most a read from the terminal takes at once (pexpect reads 2000 by default: a 15 kB `cat` took eight reads)."""
 
 
 def ansi_c_quoted(text: str) -> str:
@@ -72,8 +74,10 @@ class SandboxBashSession:
 
     def start(self) -> str:
         """Spawn bash, set the prompt, and wait until it has run that line; returns what the setup printed."""
-        self._shell = pexpect.spawn("bash", encoding="utf-8", codec_errors="backslashreplace", echo=False, env=dict(os.environ))
+        self._shell = pexpect.spawn("bash", encoding="utf-8", codec_errors="backslashreplace", echo=False, env=dict(os.environ),
+                                    maxread=_READ_BYTES)
         self._shell.delaybeforesend = None  # pexpect's 50 ms pause before each write is for password prompts
+        self._shell.delayafterread = None  # and its pause after every read (0.1 ms asked, more slept) adds up per chunk
         setup = [f"source {path}" for path in self._startup_source]
         setup += [f"__oec_ps1={self._token}", "PS1='OECPS1${__oec_ps1}X'", "PS2=''", "PS0=''"]  # none exported
         return self._sync(" ; ".join(setup), self._startup_timeout)

@@ -26,6 +26,7 @@ from sweagent.instance import PyPISdistSource
 from sweagent.utils.errors import describe_validation_error
 from sweagent.utils.errors import OECError
 from sweagent import REPO_ROOT
+from sweagent.utils.yaml_text import load_yaml
 
 DEFAULT_MOUNT = "/testbed"
 """Where the sandbox shows the workspace; SWE-smith's images use the same path."""
@@ -150,7 +151,7 @@ _PROFILE_LIST = TypeAdapter(list[RepoProfile])
 def load_profiles(path: Path) -> dict[str, RepoProfile]:
     """The profiles of a YAML file (a list of entries); a bad file is one line naming it, the entry and the key."""
     try:
-        entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        entries = load_yaml(path.read_text(encoding="utf-8")) or []
         profiles = _PROFILE_LIST.validate_python(entries)
     except (OSError, yaml.YAMLError) as exc:
         raise RepoProfileError(f"{path}: cannot read repository profiles ({' '.join(str(exc).split())})") from None

@@ -87,6 +87,17 @@ def _init_repo(path: Path, template: Path) -> None:
     git(path, "init", "--quiet", "--initial-branch=main", f"--template={template}")
 
 
+def _commit_all(repo: Path, message: str) -> str:
+    """Commit everything in `repo` and return the commit's hash: git's three steps in one shell, so the build
+    starts one process from this (large, busy) one instead of three."""
+    script = 'git add --all && git commit --quiet --no-verify -m "$1" && git rev-parse HEAD'
+    result = subprocess.run(["sh", "-c", script, "sh", message], cwd=repo, capture_output=True, text=True,
+                            env={**os.environ, **_GIT_ENV})
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
+    return result.stdout.strip().splitlines()[-1]
+
+
 def _hide(path: Path, instance: TaskInstance, test_files: list[str]) -> None:
     for test_file in test_files:
         target = path / test_file
@@ -124,9 +135,7 @@ def build_workspace(instance: TaskInstance, dest_dir: str | Path, *, hide_fail_t
         _init_repo(tree, staging / "git-template")
         apply_patch(tree, instance.patch, what=f"instance {instance.instance_id}: key 'patch'")
         _hide(tree, instance, hidden)
-        git(tree, "add", "--all")
-        git(tree, "commit", "--quiet", "--no-verify", "-m", "Task starting state")
-        base_commit = git(tree, "rev-parse", "HEAD").stdout.strip()
+        base_commit = _commit_all(tree, "Task starting state")
         if dest.exists():
             dest.rmdir()
         os.rename(tree, dest)
