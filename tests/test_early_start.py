@@ -29,11 +29,11 @@ def test_the_sandbox_starts_before_any_agent_module_loads(tmp_path: Path, repo: 
     script = (
         "import sys\n"
         "from sweagent.run import early_start\n"
-        f"early_start.begin({argv!r})\n"
-        "env = early_start._started\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('sweagent.agent', 'jinja2', 'litellm')))\n"
-        "env.start()\n"
-        "print(loaded, env.communicate('pwd && ls').split())\n"
+        f"with early_start.starting({argv!r}):\n"
+        "    env = early_start._started\n"
+        "    loaded = sorted(m for m in sys.modules if m.startswith(('sweagent.agent', 'jinja2', 'litellm')))\n"
+        "    env.start()\n"
+        "    print(loaded, env.communicate('pwd && ls').split())\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -47,15 +47,15 @@ def test_take_hands_over_only_the_environment_of_the_same_problem_and_config(tmp
 
     argv = write_config(tmp_path, repo, [SUBMIT_XML])
     problem = LocalRepoProblem(repo, "add() subtracts")
-    early_start.begin(argv)
-    started = early_start._started
-    assert early_start.take(EnvironmentConfig(working_dir="/elsewhere"), problem) is None
-    assert started._deployment is None  # the mismatched one was waited for and stopped, not left running
-    assert early_start.take(EnvironmentConfig(), problem) is None  # taken (and closed) once
+    with early_start.starting(argv):
+        started = early_start._started
+        assert early_start.take(EnvironmentConfig(working_dir="/elsewhere"), problem) is None
+        assert started._deployment is None  # the mismatched one was waited for and stopped, not left running
+        assert early_start.take(EnvironmentConfig(), problem) is None  # taken (and closed) once
 
-    early_start.begin(argv)
-    env = early_start.take(EnvironmentConfig(), LocalRepoProblem(repo, "add() subtracts"))
-    try:
+    with early_start.starting(argv):
+        env = early_start.take(EnvironmentConfig(), LocalRepoProblem(repo, "add() subtracts"))
+    try:  # a taken environment outlives the block: the rollout closes it
         assert env is not None
         env.start()  # waits for the background start
         assert env.communicate("cat calc.py").startswith("def add")
@@ -63,14 +63,13 @@ def test_take_hands_over_only_the_environment_of_the_same_problem_and_config(tmp
         env.close()
 
 
-def test_an_environment_nobody_takes_is_stopped_at_exit(tmp_path: Path, repo: Path) -> None:
+def test_an_environment_nobody_takes_is_stopped_when_the_command_ends(tmp_path: Path, repo: Path) -> None:
     from sweagent.run import early_start
 
-    early_start.begin(write_config(tmp_path, repo, [SUBMIT_XML]))
-    env = early_start._started
-    env.start()
-    process = env._deployment.runtime._process
-    early_start._close_untaken()
+    with early_start.starting(write_config(tmp_path, repo, [SUBMIT_XML])):
+        env = early_start._started
+        env.start()
+        process = env._deployment.runtime._process
     assert early_start._started is None and process.poll() is not None
 
 

@@ -72,20 +72,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_cli_output()
     _console_logging(CONSOLE_LOG_LEVELS.get(name, logging.WARNING))
-    if name == "run":  # its sandbox starts while the agent's modules load
-        from sweagent.run import early_start
+    with _early_environment(name, rest):
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        try:
+            return int(module.main(rest) or 0)
+        except OECError as exc:  # bad input a subcommand did not report itself: one line, as everywhere
+            print(f"sweagent {name}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"sweagent {name}: interrupted", file=sys.stderr)
+            sys.excepthook = _quiet_about_interrupts
+            raise
 
-        early_start.begin(rest)
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    try:
-        return int(module.main(rest) or 0)
-    except OECError as exc:  # bad input a subcommand did not report itself: one line, as everywhere
-        print(f"sweagent {name}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"sweagent {name}: interrupted", file=sys.stderr)
-        sys.excepthook = _quiet_about_interrupts
-        raise
+
+def _early_environment(name: str, argv: list[str]) -> contextlib.AbstractContextManager[None]:
+    """`sweagent run` starts its sandbox while the agent's modules load (`sweagent/run/early_start.py`)."""
+    if name != "run":
+        return contextlib.nullcontext()
+    from sweagent.run import early_start
+
+    return early_start.starting(argv)
 
 
 def entry() -> NoReturn:

@@ -3,14 +3,16 @@
 Loading the agent side (its pydantic config classes, templates, tools, models) takes about 0.15 s, and starting the
 sandbox and building the task workspace about 0.1 s, most of it in other processes. What to solve and where
 (`RunTarget`: the problem keys and `env`) can be read from the command line without the agent side, so the
-dispatcher calls `begin` first: it reads that part of the config and starts the environment on a helper thread.
-`run_single.main` then `take`s it for the same problem and environment config; one that nobody takes (the whole
-config was invalid, the agent check failed) is closed at exit.
+dispatcher runs the command inside `starting(argv)`: it reads that part of the config and starts the environment
+on a helper thread. `run_single.main` then `take`s it for the same problem and environment config; one that nobody
+takes (the whole config was invalid, the agent check failed) is stopped when the command ends, before the process's
+exit handlers remove the scratch folders it lives in.
 """
 
 from __future__ import annotations
 
-import atexit
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -69,25 +71,36 @@ class _TargetKeys(RunTarget):
 _started: SWEEnv | None = None
 
 
-def begin(argv: list[str]) -> None:
-    """Start the environment `argv` (the options of `sweagent run`) asks for, if they can be read; whatever is wrong
-    with them is left for the whole config's reading to report."""
+@contextmanager
+def starting(argv: list[str]) -> Iterator[None]:
+    """Start the environment `argv` (the options of `sweagent run`) asks for, if they can be read, for the duration of
+    the block; whatever is wrong with them is left for the whole config's reading to report."""
     global _started
+    _started = _begin(argv)
+    try:
+        yield
+    finally:
+        env, _started = _started, None
+        if env is not None:
+            env.close()
+
+
+def _begin(argv: list[str]) -> SWEEnv | None:
     if any(flag in argv for flag in ("-h", "--help")):
-        return
+        return None
     try:
         config_files, overrides = parse_cli(argv)
         target = build_config(_TargetKeys, config_files or [resolve_config_path(DEFAULT_CONFIG)], overrides)
         problem = target.problem()
     except (OECError, ValueError):
-        return
-    _started = SWEEnv(target.env, problem)
-    _started.start_in_background()
-    atexit.register(_close_untaken)
+        return None
+    env = SWEEnv(target.env, problem)
+    env.start_in_background()
+    return env
 
 
 def take(env_config: EnvironmentConfig, problem: ProblemSource) -> SWEEnv | None:
-    """The environment `begin` started, if it is the one for `env_config` and `problem`; taken once."""
+    """The environment `starting` started, if it is the one for `env_config` and `problem`; taken once."""
     global _started
     env, _started = _started, None
     if env is None:
@@ -96,10 +109,3 @@ def take(env_config: EnvironmentConfig, problem: ProblemSource) -> SWEEnv | None
         return env
     env.close()
     return None
-
-
-def _close_untaken() -> None:
-    global _started
-    if _started is not None:
-        env, _started = _started, None
-        env.close()
