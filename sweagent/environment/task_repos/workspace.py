@@ -55,9 +55,11 @@ class Workspace:
 
 def git(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git in `repo` with the deterministic, config-isolated environment; raise on failure."""
-    result = subprocess.run(
-        ["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, env={**os.environ, **_GIT_ENV}
-    )
+    return _run_with_git_env(["git", "-C", str(repo), *args], stdin=stdin)
+
+
+def _run_with_git_env(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, env={**os.environ, **_GIT_ENV})
     if result.returncode != 0:
         raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
     return result
@@ -90,12 +92,8 @@ def _init_repo(path: Path, template: Path) -> None:
 def _commit_all(repo: Path, message: str) -> str:
     """Commit everything in `repo` and return the commit's hash: git's three steps in one shell, so the build
     starts one process from this (large, busy) one instead of three."""
-    script = 'git add --all && git commit --quiet --no-verify -m "$1" && git rev-parse HEAD'
-    result = subprocess.run(["sh", "-c", script, "sh", message], cwd=repo, capture_output=True, text=True,
-                            env={**os.environ, **_GIT_ENV})
-    if result.returncode != 0:
-        raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
-    return result.stdout.strip().splitlines()[-1]
+    script = 'cd "$1" && git add --all && git commit --quiet --no-verify -m "$2" && git rev-parse HEAD'
+    return _run_with_git_env(["sh", "-c", script, "sh", str(repo), message]).stdout.strip().splitlines()[-1]
 
 
 def _hide(path: Path, instance: TaskInstance, test_files: list[str]) -> None:
