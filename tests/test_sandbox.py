@@ -120,6 +120,17 @@ def test_any_text_reaches_bash_unchanged_and_a_syntax_error_runs_nothing(session
     assert session.run("echo after").output.strip() == "after"
 
 
+def test_long_commands_arrive_whole_even_after_a_command_restores_canonical_input(session: Session, workspace: Path) -> None:
+    """A line longer than the terminal's canonical limit (4095 bytes), as a file-writing edit makes; a command that
+    sets the terminal back to canonical input (`stty sane`) must not cut the next long one."""
+    content = "".join(f"line {i}: {'x' * 90}\n" for i in range(2000))  # about 200 kB
+    for setup in ("true", "stty sane"):
+        session.run(setup)
+        observation = session.run(f"cat <<'EOF' > big.txt\n{content}EOF\nwc -c < big.txt")
+        assert observation.exit_code == 0 and observation.output.strip() == str(len(content))
+        assert (workspace / "big.txt").read_text() == content
+
+
 def test_timeout_raises_command_timeout_error_and_interrupt_recovers_the_session(session: Session) -> None:
     session.run("cd /tmp && export KEPT=yes")
     started = time.monotonic()

@@ -135,6 +135,26 @@ def test_a_patch_that_does_not_apply_names_the_instance_and_the_key(instance: Ta
     assert not (tmp_path / "repo").exists()
 
 
+@pytest.mark.parametrize("kind", ["relative", "absolute", "through a folder"])
+def test_a_failing_test_outside_the_tree_is_refused_before_anything_is_deleted(instance, tmp_path, kind) -> None:
+    """FAIL_TO_PASS names files the build deletes from the agent's view: a hostile id must not reach a host file
+    (the tree is built at work/.repo.building-*/repo, three levels below the victim)."""
+    victim = tmp_path / "victim.py"
+    victim.write_text("host data")
+    test_file = {"relative": "../../../victim.py", "absolute": str(victim), "through a folder": "tests/../../../../victim.py"}[kind]
+    hostile = instance.model_copy(update={"FAIL_TO_PASS": [f"{test_file}::test_x"]})
+    with pytest.raises(WorkspaceError, match=f"key 'FAIL_TO_PASS': test file '{test_file}' is not a relative path"):
+        build_workspace(hostile, tmp_path / "work" / "repo")
+    assert victim.read_text() == "host data" and not (tmp_path / "work" / "repo").exists()
+
+
+def test_a_failing_test_file_missing_from_the_tree_names_it(instance: TaskInstance, tmp_path: Path) -> None:
+    missing = instance.model_copy(update={"FAIL_TO_PASS": ["test_nowhere.py::test_x"]})
+    with pytest.raises(WorkspaceError, match="names test file 'test_nowhere.py', which is not in the .* tree"):
+        build_workspace(missing, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
 def test_a_non_empty_destination_is_refused(instance: TaskInstance, tmp_path: Path) -> None:
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "keep.txt").write_text("user data")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from sweagent.tools.bundles import Bundle
 from sweagent.tools.commands import BASH_COMMAND, Command
 from sweagent.tools.parsing import ParseFunctionConfig, XMLFunctionCallingParser
 from sweagent.tools.tool_packages import provide
+from sweagent.utils.staging import stage
 
 if TYPE_CHECKING:
     from sweagent.environment.swe_env import SWEEnv
@@ -194,7 +194,7 @@ class ToolConfig(BaseModel):
         with tempfile.TemporaryDirectory(prefix="oec-tools-") as staging:
             home = Path(staging) / "root"
             for bundle in bundles:
-                shutil.copytree(bundle.path, home / "tools" / bundle.name, symlinks=True)
+                stage(bundle.path, home / "tools" / bundle.name)
             (home / Path(REGISTRY_PATH).name).write_text(json.dumps(registry))
             (home / Path(STATE_PATH).name).write_text("{}")
             env.upload(home, str(Path(REGISTRY_PATH).parent))

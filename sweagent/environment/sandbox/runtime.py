@@ -55,6 +55,7 @@ from sweagent.environment.sandbox.bwrap import DISK_CHECK_INTERVAL_S, SandboxErr
 from sweagent.environment.sandbox.limits import DiskWatch, SandboxLimitExceeded
 from sweagent.environment.sandbox.messages import METHODS, decode_reply, exception_from_wire
 from sweagent.environment.sandbox.protocol import MAX_REPLY_BYTES, ProtocolError, encode, read_line
+from sweagent.utils.staging import stage
 
 # A command's own timeout is enforced inside the sandbox; the host waits this much longer before it declares the
 # sandbox wedged and kills it (exit-code retrieval and interrupt retries take a few seconds on top).
@@ -299,10 +300,7 @@ class SandboxRuntime(AbstractRuntime):
         staging.mkdir()
         try:
             staged = staging / (source.name or "upload")
-            if source.is_dir():
-                shutil.copytree(source, staged, symlinks=True)
-            else:
-                shutil.copy2(source, staged)
+            stage(source, staged)  # read-only to the sandbox: its server copies from here
             inner = UploadRequest(source_path=self._layout.staged_path(staged), target_path=request.target_path)
             return await self._call("upload", inner, deadline=None)
         finally:

@@ -33,6 +33,7 @@ _LOCAL_CONFIG = {
     "user.email": "oec@localhost",
     "commit.gpgsign": "false",
     "core.autocrlf": "false",
+    "maintenance.auto": "false",  # no `git maintenance` process after the commit
 }
 # Files that running code or tests create; excluded locally (not committed) so they never enter a diff.
 _EXCLUDES = ("__pycache__/", "*.py[cod]", ".pytest_cache/", ".coverage")
@@ -53,13 +54,12 @@ class Workspace:
     """The one commit holding the starting state; the agent's change is the diff against it."""
 
 
+_APPLY = ("apply", "--whitespace=nowarn")
+
+
 def git(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git in `repo` with the deterministic, config-isolated environment; raise on failure."""
-    return _run_with_git_env(["git", "-C", str(repo), *args], stdin=stdin)
-
-
-def _run_with_git_env(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, env={**os.environ, **_GIT_ENV})
+    result = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, env={**os.environ, **_GIT_ENV})
     if result.returncode != 0:
         raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
     return result
@@ -69,16 +69,20 @@ def apply_patch(repo: Path, patch: str, *, reverse: bool = False, what: str = "p
     """`git apply` a diff to the working tree; a patch that does not apply raises WorkspaceError."""
     if not patch.strip():
         return
-    args = ["apply", "--whitespace=nowarn", *(["--reverse"] if reverse else []), "-"]
+    args = [*_APPLY, *(["--reverse"] if reverse else []), "-"]
     try:
         git(repo, *args, stdin=patch if patch.endswith("\n") else patch + "\n")
     except subprocess.CalledProcessError as exc:
-        raise WorkspaceError(f"{what} does not apply: {' '.join(exc.stderr.split())}") from None
+        raise _not_applying(what, exc.stderr) from None
 
 
-def _init_repo(path: Path, template: Path) -> None:
-    """`git init` from a template folder that holds the local config and the excludes: one git process, not one per
-    setting; the template also leaves out git's sample hooks."""
+def _not_applying(what: str, stderr: str) -> WorkspaceError:
+    return WorkspaceError(f"{what} does not apply: {' '.join(stderr.split())}")
+
+
+def _write_git_template(template: Path) -> None:
+    """A `git init --template` folder holding the local config and the excludes (one git process, not one per
+    setting); it also leaves out git's sample hooks."""
     sections: dict[str, list[str]] = {}
     for key, value in _LOCAL_CONFIG.items():
         section, name = key.split(".")
@@ -86,25 +90,58 @@ def _init_repo(path: Path, template: Path) -> None:
     (template / "info").mkdir(parents=True)
     (template / "config").write_text("".join(f"[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items()))
     (template / "info" / "exclude").write_text("\n".join(_EXCLUDES) + "\n", encoding="utf-8")
-    git(path, "init", "--quiet", "--initial-branch=main", f"--template={template}")
 
 
-def _commit_all(repo: Path, message: str) -> str:
-    """Commit everything in `repo` and return the commit's hash: git's three steps in one shell, so the build
-    starts one process from this (large, busy) one instead of three."""
-    script = 'cd "$1" && git add --all && git commit --quiet --no-verify -m "$2" && git rev-parse HEAD'
-    return _run_with_git_env(["sh", "-c", script, "sh", str(repo), message]).stdout.strip().splitlines()[-1]
+_BUILD_SCRIPT = """
+set -e
+pristine=$1 tree=$2 template=$3 has_patch=$4 message=$5
+shift 5
+cp -a "$pristine" "$tree"
+git init --quiet --initial-branch=main --template="$template" "$tree"
+cd "$tree"
+if [ "$has_patch" = 1 ] && ! git %s -; then exit %d; fi
+for test_file; do
+    if [ ! -f "$test_file" ]; then printf '%%s' "$test_file" >&2; exit %d; fi
+    rm -f -- "$test_file"
+done
+git add --all
+git commit --quiet --no-verify -m "$message"
+git rev-parse HEAD
+"""
+_PATCH_FAILED, _TEST_FILE_MISSING = 97, 98
 
 
-def _hide(path: Path, instance: TaskInstance, test_files: list[str]) -> None:
-    for test_file in test_files:
-        target = path / test_file
-        if not target.is_file():
-            raise WorkspaceError(
-                f"instance {instance.instance_id}: key 'FAIL_TO_PASS' names test file '{test_file}', "
-                f"which is not in the {instance.repo} tree"
-            )
-        target.unlink()
+def _hidden_test_files(instance: TaskInstance) -> list[str]:
+    """The FAIL_TO_PASS test files, each a path inside the tree (a hostile id such as `../../x.py::t` would have the
+    build delete a host file)."""
+    files = files_of_tests(instance.FAIL_TO_PASS)
+    for test_file in files:
+        parts = Path(test_file).parts
+        if not parts or Path(test_file).is_absolute() or ".." in parts:
+            raise WorkspaceError(f"instance {instance.instance_id}: key 'FAIL_TO_PASS': test file '{test_file}' "
+                                 "is not a relative path inside the repository")
+    return files
+
+
+def _build_tree(instance: TaskInstance, pristine: Path, staging: Path, hidden: list[str]) -> tuple[Path, str]:
+    """Copy the pristine tree, make it a repository, apply the bug, remove the hidden tests and commit: one shell,
+    so the build starts one process from this (large, busy) one instead of six and waits once."""
+    tree, template = staging / "repo", staging / "git-template"
+    _write_git_template(template)
+    patch = instance.patch if instance.patch.endswith("\n") else instance.patch + "\n"
+    has_patch = "1" if instance.patch.strip() else "0"
+    argv = ["sh", "-c", _BUILD_SCRIPT % (" ".join(_APPLY), _PATCH_FAILED, _TEST_FILE_MISSING), "sh",
+            str(pristine), str(tree), str(template), has_patch, "Task starting state", *hidden]
+    result = subprocess.run(argv, input=patch if has_patch == "1" else "", capture_output=True, text=True,
+                            env={**os.environ, **_GIT_ENV})
+    if result.returncode == _PATCH_FAILED:
+        raise _not_applying(f"instance {instance.instance_id}: key 'patch'", result.stderr)
+    if result.returncode == _TEST_FILE_MISSING:
+        raise WorkspaceError(f"instance {instance.instance_id}: key 'FAIL_TO_PASS' names test file '{result.stderr}', "
+                             f"which is not in the {instance.repo} tree")
+    if result.returncode != 0:
+        raise subprocess.CalledProcessError(result.returncode, argv[:2], result.stdout, result.stderr)
+    return tree, result.stdout.strip().splitlines()[-1]
 
 
 def build_workspace(instance: TaskInstance, dest_dir: str | Path, *, hide_fail_to_pass_tests: bool = True) -> Workspace:
@@ -123,17 +160,12 @@ def build_workspace(instance: TaskInstance, dest_dir: str | Path, *, hide_fail_t
     dest = Path(dest_dir).resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise WorkspaceError(f"{dest}: workspace destination must not exist or be an empty folder")
-    hidden = files_of_tests(instance.FAIL_TO_PASS) if hide_fail_to_pass_tests else []
+    hidden = _hidden_test_files(instance) if hide_fail_to_pass_tests else []
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Built next to the destination, then renamed: a killed build never leaves a half-made workspace at `dest`.
     staging = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.building-"))
     try:
-        tree = staging / "repo"
-        shutil.copytree(pristine, tree, symlinks=True)
-        _init_repo(tree, staging / "git-template")
-        apply_patch(tree, instance.patch, what=f"instance {instance.instance_id}: key 'patch'")
-        _hide(tree, instance, hidden)
-        base_commit = _commit_all(tree, "Task starting state")
+        tree, base_commit = _build_tree(instance, pristine, staging, hidden)
         if dest.exists():
             dest.rmdir()
         os.rename(tree, dest)
