@@ -1,11 +1,26 @@
 """OEC's agent: SWE-agent 1.x semantics (configs, tools, trajectories) with on-policy expert corrections."""
 
+from __future__ import annotations
+
 import os as _os
-from pathlib import Path as _Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __version__ = "oec-0.1.0"
-REPO_ROOT = _Path(__file__).resolve().parents[1]
-"""The OEC checkout: bundled configs, tool bundles and the demo task set are found from here (the one definition)."""
+
+
+def __getattr__(name: str) -> Path:
+    """`REPO_ROOT`, the OEC checkout: bundled configs, tool bundles and the demo task set are found from here (the
+    one definition). Made on first use, so the sandbox server, which never needs it, starts without pathlib."""
+    if name != "REPO_ROOT":
+        raise AttributeError(f"module 'sweagent' has no attribute {name!r}")
+    from pathlib import Path
+
+    root = globals()["REPO_ROOT"] = Path(__file__).resolve().parents[1]
+    return root
+
 
 # SWE-ReX logs every sandbox start at DEBUG on the console; keep the console for progress and results.
 _os.environ.setdefault("SWE_REX_LOG_STREAM_LEVEL", "WARNING")

@@ -24,8 +24,8 @@ def other_commit_python(rev: str) -> Iterator[tuple[str, str]]:
         try:
             subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(venv)], check=True)
             site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-            # Path lines of a .pth are plain sys.path entries: the old tree wins, and this venv's editable finder
-            # (which points at this checkout) is never installed there.
+            # Path lines of a .pth are plain sys.path entries: the old tree wins, and the .pth files in this venv's
+            # packages (the one that puts this checkout on the path among them) are never read.
             packages = sysconfig.get_paths()["purelib"]
             (site / "oec_bench.pth").write_text(f"{tree}\n{packages}\n")
             yield str(venv / "bin" / "python"), packages

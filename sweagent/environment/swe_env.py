@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import shlex
-import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from swerex.runtime.abstract import (
 
 from sweagent.environment.deployment import DeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import ProblemSource
+from sweagent.utils.threads import in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -86,18 +86,7 @@ class SWEEnv:
     def start_in_background(self) -> None:
         """Begin `start` on a helper thread, so the caller loads or builds other things meanwhile (the sandbox and the
         workspace are mostly other processes' work); `start` then waits for it and raises what it raised."""
-        starting: Future[None] = Future()
-
-        def run() -> None:
-            try:
-                self._start()
-            except BaseException as exc:  # handed to whoever calls start()
-                starting.set_exception(exc)
-            else:
-                starting.set_result(None)
-
-        self._starting = starting
-        threading.Thread(target=run, name="oec-env-start", daemon=True).start()
+        self._starting = in_thread(self._start, name="oec-env-start")
 
     def start(self) -> None:
         """Start the deployment the config prepares for the problem and open the shell in the working directory."""

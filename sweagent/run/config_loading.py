@@ -274,8 +274,12 @@ def _matches(path: tuple[str, ...], loc: tuple[str, ...]) -> bool:
 
 def redact(data: Any) -> Any:
     """A copy of a config dump with secret-named keys' values and every known secret value masked."""
+    return redact_data(_mask_secret_keys(data))
+
+
+def _mask_secret_keys(data: Any) -> Any:
     if isinstance(data, dict):
-        return {key: (MASK if _SECRET_KEY.search(str(key)) and value else redact(value)) for key, value in data.items()}
+        return {key: (MASK if _SECRET_KEY.search(str(key)) and value else _mask_secret_keys(value)) for key, value in data.items()}
     if isinstance(data, list):
-        return [redact(item) for item in data]
-    return redact_data(data)
+        return [_mask_secret_keys(item) for item in data]
+    return data

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -35,6 +36,7 @@ from sweagent.environment.sandbox.runtime import SandboxRuntime, ServerDeploymen
 from sweagent.environment.task_repos.profiles import RepoProfileError, get_profile
 from sweagent.instance import InstanceError, TaskInstance
 from sweagent.utils.scratch import process_scratch_dir, remove_later
+from sweagent.utils.threads import in_thread
 
 if TYPE_CHECKING:
     from sweagent.environment.problem import ProblemSource
@@ -185,24 +187,30 @@ class SandboxDeployment(ServerDeployment):
     async def start(self) -> None:
         """Start the sandbox server and wait until it answers; the workspace is filled meanwhile, if asked.
 
-        The server's interpreter takes a few tenths of a second to start, so `fill_workspace` runs in that time:
-        the empty workspace folder is already mounted, and what is put into it is visible inside. It then goes
-        to the sandbox user, and the disk limit counts from that state on.
+        The server's interpreter takes a few hundredths of a second to start, and so does building a workspace
+        (git, in other processes), so `fill_workspace` runs on a helper thread from before the spawn: the
+        empty workspace folder is mounted, and what is put into it is visible inside. It then goes to the sandbox
+        user, and the disk limit counts from that state on.
         """
         if self._runtime is not None:
             return
         self._hooks.on_custom_step("Starting sandbox")
         runtime = None
+        filling: Future[None] | None = None
         try:
             layout = self._layout()
             self._scratch.enter_context(sandbox_owns(layout))
-            runtime = self._spawn(layout, watch_disk=self._fill_workspace is None)
             if self._fill_workspace is not None:
-                self._fill_workspace(self._workspace)
+                filling = in_thread(self._fill_workspace, self._workspace, name="oec-workspace-build")
+            runtime = self._spawn(layout, watch_disk=filling is None)
+            if filling is not None:
+                filling.result()
                 if layout.uid is not None:
                     chown_tree(self._workspace, layout.uid, layout.uid)
                 runtime.watch_disk(DiskWatch(layout.writable, layout.limits.disk_mb))
         except BaseException:
+            if filling is not None:
+                wait([filling])  # its files live in the scratch folders closed below
             if runtime is not None:
                 runtime.terminate()
             self._scratch.close()

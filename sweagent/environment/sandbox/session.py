@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
 import termios
 import time
@@ -65,7 +64,7 @@ class SandboxBashSession:
     def __init__(self, startup_source: list[str], startup_timeout: float) -> None:
         self._startup_source = startup_source
         self._startup_timeout = startup_timeout
-        self._token = secrets.token_hex(8)
+        self._token = os.urandom(8).hex()
         self._ps1 = f"OECPS1{self._token}X"
         """The prompt, random per session. PS1 holds it as `OECPS1${__oec_ps1}X`, assembled only when bash draws
         the prompt, so no variable, `env` or `set` output contains it whole."""
@@ -101,7 +100,7 @@ class SandboxBashSession:
 
     def _sync(self, line: str, timeout: float) -> str:
         """Run `line`, then wait for a fresh marker and the prompt after it; returns what came before the marker."""
-        ready = f"OECREADY{secrets.token_hex(8)}"
+        ready = f"OECREADY{os.urandom(8).hex()}"
         self._send(f"{line} ; {_printed(ready)}" if line else _printed(ready))
         self.shell.expect(ready, timeout=timeout)
         before = _clean(self.shell.before)  # type: ignore[arg-type]
