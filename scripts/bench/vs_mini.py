@@ -52,10 +52,10 @@ FIRST, LAST = slice(0, 5), slice(25, 30)
 
 
 # ---- child processes -------------------------------------------------------------------------------------------------
-def run_ours(out: Path, ro_binds: list[str]) -> None:
-    """`sweagent run` on the instance through its console entry (early environment start, exit without teardown), steps
-    timed by patching the agent's step as its module loads; writes {step_starts, execution, end_at, traj_bytes}.
-    `ro_binds`: what another commit's sandbox server must be shown (see other_commit.py)."""
+def write_our_run(out: Path, ro_binds: list[str]) -> None:
+    """The replay model's outputs and the `sweagent run` config, written before the timed process starts (mini's
+    outputs are built in its process: a list, no file). `ro_binds`: what another commit's sandbox server must be
+    shown (see other_commit.py)."""
     import yaml
 
     outputs = [f"Step {i}.\n<function=bash><parameter=command>{c}</parameter></function>" for i, c in enumerate(COMMANDS)]
@@ -67,6 +67,12 @@ def run_ours(out: Path, ro_binds: list[str]) -> None:
         "model": {"type": "replay", "replay_path": str(out / "replay.yaml")}}, "output_dir": str(out / "run"),
         "instance_file": str(REPO / "config/demo/instances.json"), "instance_id": INSTANCE_ID,
         **({"env": {"deployment": {"type": "sandbox", "ro_binds": ro_binds}}} if ro_binds else {})}))
+
+
+def run_ours(out: Path) -> None:
+    """`sweagent run` with `write_our_run`'s config through its console entry (early environment start, exit
+    without teardown), steps timed by patching the agent's step as its module loads; writes {step_starts,
+    execution, end_at, traj_bytes}."""
     starts: list[float] = []
 
     def time_steps(agents) -> None:  # type: ignore[no-untyped-def]
@@ -178,9 +184,10 @@ def once_ours(root: Path, other: tuple[str, str] | None = None) -> dict:
     since its last .pyc anew."""
     out = Path(tempfile.mkdtemp(prefix="ours-", dir=root))
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    python, binds = (other[0], ["--child-ro-bind", other[1]]) if other else (sys.executable, [])
+    python = other[0] if other else sys.executable
+    write_our_run(out, [other[1]] if other else [])
     started = time.monotonic()
-    child = subprocess.run([python, str(SCRIPT), "--child-ours", str(out), *binds], cwd=REPO, env={**env, "PYTHONPATH": ""},
+    child = subprocess.run([python, str(SCRIPT), "--child-ours", str(out)], cwd=REPO, env={**env, "PYTHONPATH": ""},
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if child.returncode != 0:
         raise RuntimeError(f"our run failed ({child.returncode}): {child.stderr.decode()[-2000:]}")
@@ -247,11 +254,10 @@ def main() -> None:
     parser.add_argument("--mini-version", default="2.4.6")
     parser.add_argument("--against", metavar="GIT_REV", help="also run ours at this commit in every round (before/after)")
     parser.add_argument("--child-ours", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--child-ro-bind", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--child-mini", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_ours:
-        return run_ours(args.child_ours, args.child_ro_bind)
+        return run_ours(args.child_ours)
     if args.child_mini:
         return run_mini(args.child_mini)
     with contextlib.ExitStack() as stack:
