@@ -405,7 +405,7 @@ def test_a_finished_workspace_is_removed_unless_kept(tmp_path: Path) -> None:
         finally:
             env.close()
         deadline = time.monotonic() + 30  # the removal queued at stop runs on a background thread
-        while ((workspaces := _existing(root, "**/local.*/repo/a.txt")) is None or (workspaces and not keep)) \
+        while ((workspaces := _existing(root, "**/repo/a.txt")) is None or (workspaces and not keep)) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(workspaces) == (1 if keep else 0), workspaces

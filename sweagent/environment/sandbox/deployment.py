@@ -230,11 +230,24 @@ class SandboxDeployment(ServerDeployment):
             if self._runtime is not None:
                 self._runtime.terminate()
                 self._runtime = None
-            self._scratch.close()
         finally:
-            if self.remove_at_stop is not None:
-                remove_later(self.remove_at_stop)  # off the critical path (a tenth of a second or more)
-                self.remove_at_stop = None
+            try:
+                self._discard_folder()
+            finally:
+                self._scratch.close()
+
+    def _discard_folder(self) -> None:
+        """Move `remove_at_stop` out of the way and delete it in the background (a tenth of a second or more, off
+        the critical path); the sandbox's folders in it are then gone before they would be handed back to us."""
+        if self.remove_at_stop is None:
+            return
+        doomed, self.remove_at_stop = self.remove_at_stop, None
+        trash = doomed.with_name(f".{doomed.name}.removing")
+        try:
+            os.rename(doomed, trash)
+        except OSError:
+            trash = doomed
+        remove_later(trash)
 
     def _spawn(self, layout: SandboxLayout, *, watch_disk: bool) -> SandboxRuntime:
         """Start the server with its two private pipes passed as extra descriptors (not stdin/stdout); its disk
