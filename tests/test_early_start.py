@@ -40,6 +40,48 @@ def test_the_sandbox_starts_before_any_agent_module_loads(tmp_path: Path, repo: 
     assert result.stdout.strip() == "[] ['/testbed', 'calc.py']"
 
 
+def test_the_short_switch_interval_lasts_while_any_background_start_runs(tmp_path: Path, repo: Path) -> None:
+    """Fast switching (the lock changes hands every 0.5 ms while a start's many short system calls run): spans on
+    several threads overlap, one may end on another thread, and the process's own interval comes back once the
+    last one ends."""
+    import threading
+
+    from sweagent.utils.threads import FAST_SWITCH_INTERVAL_S, begin_fast_switching, end_fast_switching
+
+    before = sys.getswitchinterval()
+    entered, leave = threading.Barrier(3), threading.Event()
+
+    def hold() -> None:
+        begin_fast_switching()
+        entered.wait()
+        leave.wait()
+        end_fast_switching()
+
+    first, second = threading.Thread(target=hold), threading.Thread(target=hold)
+    first.start(), second.start()
+    entered.wait()
+    assert sys.getswitchinterval() == FAST_SWITCH_INTERVAL_S
+    begin_fast_switching()
+    leave.set()
+    first.join(), second.join()
+    assert sys.getswitchinterval() == FAST_SWITCH_INTERVAL_S  # this thread's span still runs
+    ender = threading.Thread(target=end_fast_switching)
+    ender.start(), ender.join()
+    assert sys.getswitchinterval() == before
+    argv = write_config(tmp_path, repo, [SUBMIT_XML])
+    script = (
+        "import sys\n"
+        "from sweagent.run import early_start\n"
+        f"with early_start.starting({argv!r}):\n"
+        "    during = sys.getswitchinterval()\n"
+        "    early_start._started.start()\n"
+        "    print(during, sys.getswitchinterval())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(FAST_SWITCH_INTERVAL_S), "0.005"]
+
+
 def test_take_hands_over_only_the_environment_of_the_same_problem_and_config(tmp_path: Path, repo: Path) -> None:
     from sweagent.environment.problem import LocalRepoProblem
     from sweagent.environment.swe_env import EnvironmentConfig

@@ -26,7 +26,7 @@ from swerex.runtime.abstract import (
 
 from sweagent.environment.deployment import DeploymentConfig, SandboxDeploymentConfig
 from sweagent.environment.problem import ProblemSource
-from sweagent.utils.threads import in_thread
+from sweagent.utils.threads import begin_fast_switching, end_fast_switching, in_thread
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,14 @@ class SWEEnv:
     def start_in_background(self) -> None:
         """Begin `start` on a helper thread, so the caller loads or builds other things meanwhile (the sandbox and the
         workspace are mostly other processes' work); `start` then waits for it and raises what it raised."""
-        self._starting = in_thread(self._start, name="oec-env-start")
+        begin_fast_switching()  # its many short system calls would each wait out the busy caller's interval
+        self._starting = in_thread(self._start_then_end_fast_switching, name="oec-env-start")
+
+    def _start_then_end_fast_switching(self) -> None:
+        try:
+            self._start()
+        finally:
+            end_fast_switching()
 
     def start(self) -> None:
         """Start the deployment the config prepares for the problem and open the shell in the working directory."""
