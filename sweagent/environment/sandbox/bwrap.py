@@ -308,11 +308,15 @@ def _default_signals_prefix() -> tuple[str, ...]:
     return ("env", "--default-signal") if usable else ()
 
 
-def spawn_sandbox(layout: SandboxLayout, command: Sequence[str], **popen_kwargs: object) -> SandboxProcess:
-    """Start `command` in the sandbox, limited from its first instruction; bwrap gets an empty environment."""
+def spawn_sandbox(layout: SandboxLayout, command: Sequence[str], *, default_signals: bool = True,
+                  **popen_kwargs: object) -> SandboxProcess:
+    """Start `command` in the sandbox, limited from its first instruction; bwrap gets an empty environment.
+    `default_signals=False` for a command that resets ignored signals itself (our server), which spares the
+    probe for `env --default-signal` (a process) and one exec."""
     cgroups = make_cgroups(layout.limits)
     try:
-        argv = sandbox_argv(layout, [*_default_signals_prefix(), *command], cgroups)
+        prefix = _default_signals_prefix() if default_signals else ()
+        argv = sandbox_argv(layout, [*prefix, *command], cgroups)
         popen = _SPAWNER.submit(subprocess.Popen, argv, env={}, start_new_session=True, **popen_kwargs).result()
     except BaseException:
         if cgroups is not None:

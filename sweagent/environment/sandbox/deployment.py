@@ -256,7 +256,8 @@ class SandboxDeployment(ServerDeployment):
         reply_read, reply_write = os.pipe()
         try:
             sandbox = spawn_sandbox(
-                layout, [*SERVER_COMMAND, str(request_read), str(reply_write)], pass_fds=(request_read, reply_write),
+                layout, [*SERVER_COMMAND, str(request_read), str(reply_write)], default_signals=False,  # it resets them
+                pass_fds=(request_read, reply_write),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             )
         except BaseException:
