@@ -251,6 +251,33 @@ def test_a_quick_command_that_wrote_too_much_is_caught_after_it_returns(workspac
         asyncio.run(session.deployment.stop())
 
 
+def test_the_disk_watcher_a_liveness_check_and_a_stop_may_end_the_sandbox_at_once(workspace: Path) -> None:
+    """A sandbox past its disk limit is killed by the watcher thread while the rollout may be stopping it and a
+    liveness check polls it: whichever gets there first, none fails (the stop once raised ProcessLookupError)."""
+    for _ in range(8):
+        session = start_session(workspace)
+        runtime, errors = session.deployment.runtime, []
+        ready = threading.Barrier(4)
+
+        def race(action) -> None:  # type: ignore[no-untyped-def]
+            ready.wait()
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        actions = [lambda: runtime.kill("disk limit exceeded (test)"), lambda: runtime._process.poll(),
+                   lambda: runtime.kill("disk limit exceeded (test)")]
+        threads = [threading.Thread(target=race, args=(action,)) for action in actions]
+        for thread in threads:
+            thread.start()
+        ready.wait()
+        asyncio.run(session.deployment.stop())
+        for thread in threads:
+            thread.join()
+        assert errors == []
+
+
 def test_one_shot_commands_obey_the_disk_and_file_size_limits(workspace: Path) -> None:
     many = run_sandboxed("for i in $(seq 100); do head -c 1048576 /dev/zero > f$i; done; sleep 30", workspace,
                          timeout=60, limits=SMALL)

@@ -285,17 +285,23 @@ class SandboxProcess:
     def __init__(self, popen: subprocess.Popen[bytes], cgroups: Cgroups | None) -> None:
         self.popen = popen
         self._cgroups = cgroups
+        self._killing = threading.Lock()
 
     def kill(self) -> None:
         """Kill bwrap if it still runs; its pid namespace dies with it, taking every process inside (background
-        jobs too). Then the cgroups go."""
-        # poll() reaps an exited bwrap; an unreaped live one keeps its pid, so the process group cannot be a stranger's.
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
-        if self._cgroups is not None:
-            self._cgroups.remove()
-            self._cgroups = None
+        jobs too). Then the cgroups go. Safe from several threads at once (the disk watcher kills a sandbox past its
+        limit while the caller may be stopping it)."""
+        with self._killing:
+            # poll() reaps an exited bwrap; an unreaped live one keeps its pid, so the group cannot be a stranger's.
+            if self.popen.poll() is None:
+                try:
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass  # reaped meanwhile by a poll() outside this lock (a liveness check)
+            self.popen.wait()
+            if self._cgroups is not None:
+                self._cgroups.remove()
+                self._cgroups = None
 
 
 @functools.cache
