@@ -267,6 +267,10 @@ def test_file_operations_see_what_commands_see(session: Session, workspace: Path
     assert session.run("/root/tools/greet/bin/greet there").output.strip() == "hi there"
     asyncio.run(runtime.upload(UploadRequest(source_path=str(bundle / "config.yaml"), target_path="/testbed/c.yaml")))
     assert (workspace / "c.yaml").read_text() == "tools: {}\n"
+    # Staged as hard links to the host's files, uploaded as copies: writing what was uploaded leaves the host's alone.
+    session.run("echo tampered >> /root/tools/greet/bin/greet; echo tampered > /testbed/c.yaml; chmod 777 /testbed/c.yaml")
+    assert (bundle / "bin" / "greet").read_text() == "#!/bin/bash\necho \"hi $1\"\n"
+    assert (bundle / "config.yaml").read_text() == "tools: {}\n" and (bundle / "config.yaml").stat().st_mode & 0o777 != 0o777
     # Uploads are staged where commands can read but not write, and the staging copy is gone afterwards.
     observation = session.run("touch /run/oec-upload/x; ls -A /run/oec-upload | wc -l")
     assert "Read-only file system" in observation.output and observation.output.split()[-1] == "0"

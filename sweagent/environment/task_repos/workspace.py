@@ -59,7 +59,8 @@ _APPLY = ("apply", "--whitespace=nowarn")
 
 def git(repo: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run git in `repo` with the deterministic, config-isolated environment; raise on failure."""
-    result = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, env={**os.environ, **_GIT_ENV})
+    result = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True,
+                            env={**os.environ, **_GIT_ENV})
     if result.returncode != 0:
         raise subprocess.CalledProcessError(result.returncode, result.args, result.stdout, result.stderr)
     return result
@@ -129,10 +130,10 @@ def _build_tree(instance: TaskInstance, pristine: Path, staging: Path, hidden: l
     tree, template = staging / "repo", staging / "git-template"
     _write_git_template(template)
     patch = instance.patch if instance.patch.endswith("\n") else instance.patch + "\n"
-    has_patch = "1" if instance.patch.strip() else "0"
+    has_patch = bool(instance.patch.strip())
     argv = ["sh", "-c", _BUILD_SCRIPT % (" ".join(_APPLY), _PATCH_FAILED, _TEST_FILE_MISSING), "sh",
-            str(pristine), str(tree), str(template), has_patch, "Task starting state", *hidden]
-    result = subprocess.run(argv, input=patch if has_patch == "1" else "", capture_output=True, text=True,
+            str(pristine), str(tree), str(template), str(int(has_patch)), "Task starting state", *hidden]
+    result = subprocess.run(argv, input=patch if has_patch else "", capture_output=True, text=True,
                             env={**os.environ, **_GIT_ENV})
     if result.returncode == _PATCH_FAILED:
         raise _not_applying(f"instance {instance.instance_id}: key 'patch'", result.stderr)
